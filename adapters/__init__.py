@@ -1,0 +1,1 @@
+"""Engines behind one small protocol: forward a request, abort it, and say what else they can do."""

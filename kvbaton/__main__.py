@@ -1,0 +1,3 @@
+from kvbaton.cli import main
+
+raise SystemExit(main())

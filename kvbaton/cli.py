@@ -1,0 +1,122 @@
+"""The ``kvbaton`` command: serve, engine, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from kvbaton import __version__
+
+__all__ = ["main"]
+
+
+def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """Flags the user gave; the rest fall through to ``KVBATON_*`` variables and defaults."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+_SERVE_FLAGS = (
+    "host", "port", "backend", "engine_kind", "engine_priority", "policy", "max_inflight",
+    "engine_profile", "engine_kv_tokens", "engine_time_scale",
+)  # fmt: skip
+_ENGINE_FLAGS = ("host", "port", "profile", "kv_tokens", "max_running", "time_scale", "model_name")
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the proxy in front of an engine")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--backend", help="engine URL, e.g. http://gpu-host:30000 (default: embedded)")
+    p.add_argument("--engine-kind", choices=["auto", "sglang", "vllm", "openai", "embedded"])
+    p.add_argument(
+        "--engine-priority",
+        choices=["auto", "on", "off"],
+        help="send call priority to the engine (vLLM: only with --scheduling-policy priority)",
+    )
+    p.add_argument("--policy", help="scheduling policy (baseline, program-fcfs)")
+    p.add_argument("--max-inflight", type=int, help="calls at the engine at once")
+    p.add_argument("--engine-profile", help="embedded engine cost profile")
+    p.add_argument("--engine-kv-tokens", type=int, help="embedded engine KV capacity in tokens")
+    p.add_argument("--engine-time-scale", type=float, help="embedded engine slow-down factor")
+
+
+def _engine_parser(sub: Any) -> None:
+    p = sub.add_parser("engine", help="run the embedded engine alone (SGLang/OpenAI API)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 30000)")
+    p.add_argument("--profile", help="cost profile (default llama-3.1-8b-h100)")
+    p.add_argument("--kv-tokens", type=int, help="KV cache capacity in tokens")
+    p.add_argument("--max-running", type=int, help="requests batched at once")
+    p.add_argument("--time-scale", type=float, help="real seconds per model second")
+    p.add_argument("--model-name", help="model name served (default kvbaton-tiny)")
+
+
+def _demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="agent programs through the proxy, baseline vs program-fcfs")
+    p.add_argument("--programs", type=int, default=12, help="agent programs per policy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policies", default="baseline,program-fcfs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kvbaton", description="Program-level serving middleware for LLM agents."
+    )
+    parser.add_argument("--version", action="version", version=f"kvbaton {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _engine_parser(sub)
+    _demo_parser(sub)
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from kvbaton.middleware.launch import running_proxy, serve_until_stopped
+    from kvbaton.middleware.settings import ProxySettings
+
+    settings = ProxySettings(**_flags(args, _SERVE_FLAGS))
+    async with running_proxy(settings) as (proxy, engine):
+        print(f"kvbaton proxy on {proxy} -> engine {engine} (policy {settings.policy})")
+        await serve_until_stopped()
+
+
+async def _engine(args: argparse.Namespace) -> None:
+    from kvbaton.middleware.embedded.settings import EngineSettings
+    from kvbaton.middleware.launch import running_engine, serve_until_stopped
+
+    settings = EngineSettings(**_flags(args, _ENGINE_FLAGS))
+    async with running_engine(settings) as url:
+        print(f"kvbaton embedded engine on {url} (profile {settings.profile})")
+        await serve_until_stopped()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kvbaton.demo import run_demo
+
+    return run_demo(programs=args.programs, seed=args.seed, policies=args.policies.split(","))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(args))
+        elif args.command == "engine":
+            asyncio.run(_engine(args))
+        elif args.command == "demo":
+            return _demo(args)
+    except (ValidationError, ValueError) as exc:
+        print(f"kvbaton {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"kvbaton {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,46 @@
+"""Decisions the core returns; the drivers carry them out.
+
+The service's dispatcher is the one place where these meet I/O (see ``match`` there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvbaton.middleware.core.graph import ToolPause
+
+__all__ = ["Action", "Dispatch", "PauseObserved", "ProgramExpired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Send call ``call_id`` to the engine now.
+
+    ``rank`` is the call's engine priority where lower means sooner, or ``None`` when the
+    policy leaves the engine's own order alone; adapters translate it to each engine's
+    convention (SGLang: higher first, vLLM: lower first).
+    """
+
+    call_id: str
+    rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramExpired:
+    """A program left the table (idle too long, or the table was full)."""
+
+    program_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseObserved:
+    """A tool pause ended: the program came back with its tools' results.
+
+    An observation rather than a decision; drivers feed it to metrics and statistics.
+    """
+
+    program_id: str
+    pause: ToolPause
+
+
+Action = Dispatch | ProgramExpired | PauseObserved

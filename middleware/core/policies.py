@@ -1,0 +1,61 @@
+"""Named policies: bundles of strategies that the proxy and the simulator both run.
+
+A bundle names one strategy per decision (call priority now; KV retention, prefetch and
+routing as they arrive) plus whether the proxy holds calls back at all. ``baseline`` is
+a pure pass-through, so that it measures the engine on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kvbaton.middleware.core.priority import PriorityStrategy, make_priority
+
+__all__ = ["POLICIES", "Policy", "PolicyName", "make_policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    priority: PriorityStrategy
+    admission: bool  # hold calls in the proxy queue when the engine's slots are full
+    description: str
+
+
+class PolicyName(StrEnum):
+    BASELINE = "baseline"
+    PROGRAM_FCFS = "program-fcfs"
+
+
+def _baseline() -> Policy:
+    return Policy(
+        PolicyName.BASELINE,
+        make_priority("arrival"),
+        admission=False,
+        description="pass-through: the engine's own FCFS order and LRU cache",
+    )
+
+
+def _program_fcfs() -> Policy:
+    return Policy(
+        PolicyName.PROGRAM_FCFS,
+        make_priority("program-fcfs"),
+        admission=True,
+        description="program-level FCFS in the proxy queue, passed on as engine priority",
+    )
+
+
+POLICIES: dict[str, Callable[[], Policy]] = {
+    PolicyName.BASELINE: _baseline,
+    PolicyName.PROGRAM_FCFS: _program_fcfs,
+}
+
+
+def make_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        known = ", ".join(POLICIES)
+        raise ValueError(f"unknown policy {name!r}; available: {known}") from None

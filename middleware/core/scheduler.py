@@ -1,0 +1,230 @@
+"""The scheduler: program table + proxy queue + admission control, as one pure object.
+
+Drivers call :meth:`Scheduler.submit` when a call arrives, :meth:`Scheduler.finish` or
+:meth:`Scheduler.cancel` when it ends, and :meth:`Scheduler.tick` at
+:meth:`Scheduler.next_deadline`. Each returns the actions to carry out. Because every
+method is synchronous, each one is atomic on the driver's event loop: no locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
+from kvbaton.middleware.core.graph import ToolPause
+from kvbaton.middleware.core.policies import Policy
+from kvbaton.middleware.core.priority import QueuedCall
+from kvbaton.middleware.core.programs import ProgramState, ProgramTable
+from kvbaton.middleware.core.queue import CallQueue
+from kvbaton.middleware.core.types import CallOutcome, CallSpec, ProgramStatus
+
+__all__ = ["Scheduler", "SchedulerConfig", "SchedulerStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    max_inflight: int = 64  # calls at the engine at once, when the policy holds calls back
+    programs_capacity: int = 100_000
+    idle_ttl_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    queued: int
+    inflight: int
+    programs: int
+    submitted: int
+    finished: int
+    cancelled: int
+
+
+@dataclass(slots=True)
+class _Running:
+    call: QueuedCall
+    node: str  # the call's node in its program's execution graph
+    started_at: float | None = None
+
+
+class Scheduler:
+    """Orders calls per program and keeps at most ``max_inflight`` of them at the engine."""
+
+    def __init__(self, policy: Policy, config: SchedulerConfig | None = None) -> None:
+        self.policy = policy
+        self.config = config or SchedulerConfig()
+        self.programs = ProgramTable(
+            capacity=self.config.programs_capacity, idle_ttl_s=self.config.idle_ttl_s
+        )
+        self._queue = CallQueue()
+        self._calls: dict[str, _Running] = {}
+        self._inflight = 0
+        self._seq = 0
+        self._submitted = self._finished = self._cancelled = 0
+
+    # -- events from the driver -------------------------------------------------------
+
+    def submit(self, spec: CallSpec, now: float) -> list[Action]:
+        """A call arrived. Returns a ``Dispatch`` for it now or later (from ``finish``)."""
+        if spec.call_id in self._calls:
+            raise ValueError(f"call {spec.call_id!r} was already submitted")
+        program = self.programs.touch(spec.program_id, now, tenant=spec.tenant)
+        actions: list[Action] = self._note_arrival(program, spec, now)
+        call = QueuedCall(spec, self._seq, now)
+        self._seq += 1
+        self._submitted += 1
+        self._calls[spec.call_id] = _Running(call, self._graph_node(program, spec))
+        program.queued += 1
+        self._queue.push(call, self.policy.priority.key(call, program, now))
+        actions += self._fill(now)
+        program.refresh_status()
+        return actions
+
+    def finish(self, call_id: str, outcome: CallOutcome, now: float) -> list[Action]:
+        """The engine finished (or failed) a dispatched call."""
+        running = self._calls.pop(call_id, None)
+        if running is None or running.started_at is None:
+            raise KeyError(f"call {call_id!r} is not in flight")
+        self._inflight -= 1
+        self._finished += 1
+        program = self.programs.touch(running.call.spec.program_id, now)
+        program.inflight -= 1
+        self._account(program, running, outcome, now)
+        actions = self._fill(now)
+        program.refresh_status()
+        return actions
+
+    def cancel(self, call_id: str, now: float) -> list[Action]:
+        """The client went away: drop a queued call, or free an in-flight call's slot."""
+        running = self._calls.pop(call_id, None)
+        if running is None:
+            return []
+        self._cancelled += 1
+        program = self.programs.touch(running.call.spec.program_id, now)
+        if running.started_at is None:
+            self._queue.remove(call_id)
+            program.queued -= 1
+        else:
+            self._inflight -= 1
+            program.inflight -= 1
+        program.graph.update_node(running.node, status="cancelled", finished_at=now)
+        actions = self._fill(now)
+        program.refresh_status()
+        return actions
+
+    def tick(self, now: float) -> list[Action]:
+        """Time passed: expire idle programs."""
+        return [ProgramExpired(pid) for pid in self.programs.expire(now)]
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (``None``: nothing is scheduled)."""
+        return self.programs.next_expiry()
+
+    # -- views ------------------------------------------------------------------------
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(
+            queued=len(self._queue),
+            inflight=self._inflight,
+            programs=len(self.programs),
+            submitted=self._submitted,
+            finished=self._finished,
+            cancelled=self._cancelled,
+        )
+
+    def spec(self, call_id: str) -> CallSpec | None:
+        running = self._calls.get(call_id)
+        return running.call.spec if running else None
+
+    # -- internals --------------------------------------------------------------------
+
+    def _fill(self, now: float) -> list[Action]:
+        """Dispatch queued calls while the policy and the engine's slots allow."""
+        actions: list[Action] = []
+        while self._queue and (
+            not self.policy.admission or self._inflight < self.config.max_inflight
+        ):
+            call = self._queue.pop()
+            if call is None:
+                break
+            actions.append(self._start(call, now))
+        return actions
+
+    def _start(self, call: QueuedCall, now: float) -> Dispatch:
+        running = self._calls[call.spec.call_id]
+        running.started_at = now
+        self._inflight += 1
+        program = self.programs.touch(call.spec.program_id, now)
+        program.queued -= 1
+        program.inflight += 1
+        program.refresh_status()
+        program.graph.update_node(running.node, status="running", started_at=now)
+        return Dispatch(call.spec.call_id, self.policy.priority.rank(call, program))
+
+    def _note_arrival(self, program: ProgramState, spec: CallSpec, now: float) -> list[Action]:
+        if program.calls == 0 and program.workflow is None:
+            program.workflow = spec.workflow
+        if spec.deadline_s is not None:
+            program.deadline_at = now + spec.deadline_s
+        if spec.retry and program.graph.last_call is not None:
+            program.retries += 1
+            return []
+        program.calls += 1
+        return self._end_pause(program, spec, now)
+
+    def _graph_node(self, program: ProgramState, spec: CallSpec) -> str:
+        last = program.graph.last_call
+        if spec.retry and last is not None:
+            return last  # a retry re-runs the same step
+        node = program.graph.add_call(
+            spec.call_id, agent=spec.agent, step=spec.step, parent_step=spec.parent_step
+        )
+        self._link_pause(program, spec)
+        return node
+
+    def _end_pause(self, program: ProgramState, spec: CallSpec, now: float) -> list[Action]:
+        returned = [
+            program.pending_tools[i] for i in spec.returned_tool_calls if i in program.pending_tools
+        ]
+        if not returned or program.tool_wait_since is None or program.tool_after_call is None:
+            return []
+        pause = ToolPause(
+            tools=tuple(t.name for t in returned),
+            started_at=program.tool_wait_since,
+            duration_s=max(0.0, now - program.tool_wait_since),
+            after_call=program.tool_after_call,
+            before_call=spec.call_id,
+        )
+        program.pauses.append(pause)
+        program.pending_tools.clear()
+        program.tool_wait_since = program.tool_after_call = None
+        return [PauseObserved(program.program_id, pause)]
+
+    def _link_pause(self, program: ProgramState, spec: CallSpec) -> None:
+        if program.pauses and program.pauses[-1].before_call == spec.call_id:
+            program.graph.add_pause(program.pauses[-1])
+
+    def _account(
+        self, program: ProgramState, running: _Running, outcome: CallOutcome, now: float
+    ) -> None:
+        started = running.started_at if running.started_at is not None else now
+        program.service_s += now - started
+        program.prompt_tokens += outcome.prompt_tokens
+        program.cached_tokens += outcome.cached_tokens
+        program.completion_tokens += outcome.completion_tokens
+        program.graph.update_node(
+            running.node,
+            status="done" if outcome.ok else "failed",
+            finished_at=now,
+            prompt_tokens=outcome.prompt_tokens,
+            cached_tokens=outcome.cached_tokens,
+            completion_tokens=outcome.completion_tokens,
+        )
+        if outcome.tool_calls:
+            program.pending_tools = {t.id: t for t in outcome.tool_calls}
+            program.tool_wait_since = now
+            program.tool_after_call = running.call.spec.call_id
+        if running.call.spec.last_step and outcome.ok:
+            program.status = ProgramStatus.DONE

@@ -1,0 +1,335 @@
+"""SGLang-native routes: ``/generate``, sessions, abort, flush, info, health, metrics, loads.
+
+Shapes follow SGLang 0.5 (``python/sglang/srt/entrypoints/http_server.py``): ``/generate``
+returns ``{text, output_ids, meta_info}``; streaming sends cumulative ``text``/``output_ids``
+per token as ``data: {json}`` chunks, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from kvbaton import __version__
+
+from ..engine import Finished, TokenOut, text_reply, tokens
+from ..engine.events import EngineStats
+from .calls import Call, Tally, aborting_on_error, follow_call, run_call, submit_call
+from .errors import ApiError, read_json_object
+from .keys import METRICS, RUNNER, SESSIONS, SETTINGS
+from .sessions import Session, hold_key
+from .sse import open_stream, send_done, send_event
+from .wire import (
+    AbortRequest,
+    CloseSessionRequest,
+    GenerateRequest,
+    OpenSessionRequest,
+)
+
+__all__ = ["add_native_routes"]
+
+ENGINE_NAME = "kvbaton-embedded"
+
+
+def add_native_routes(app: web.Application) -> None:
+    app.router.add_post("/generate", generate)
+    app.router.add_put("/generate", generate)
+    app.router.add_post("/open_session", open_session)
+    app.router.add_post("/close_session", close_session)
+    app.router.add_post("/abort_request", abort_request)
+    for method in ("GET", "POST"):
+        app.router.add_route(method, "/flush_cache", flush_cache)
+    for path in ("/model_info", "/get_model_info"):
+        app.router.add_get(path, model_info)
+    for path in ("/server_info", "/get_server_info"):
+        app.router.add_get(path, server_info)
+    for path in ("/health", "/health_generate"):
+        app.router.add_get(path, health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/loads", loads)
+
+
+# -- /generate --------------------------------------------------------------------------
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    body = GenerateRequest.model_validate(await read_json_object(request))
+    new_ids, seed = _input(body)
+    sp = body.sampling_params
+    max_new = sp.max_new_tokens if sp.max_new_tokens is not None else 128
+    reply = text_reply(seed, max_new, sp.ignore_eos, sp.stops)
+    rid = body.rid or uuid.uuid4().hex
+    session = _session(request, body)
+    if session is None:
+        call = Call(rid, new_ids, reply, max_new, body.priority or 0)
+    else:
+        ttl = request.app[RUNNER].model_seconds(session.timeout_s or math.inf)
+        prompt = [*session.tokens, *new_ids]
+        call = Call(rid, prompt, reply, max_new, body.priority or 0, hold_key(session.id), ttl)
+        session.busy = True
+    tally = Tally(len(call.prompt), time.monotonic())
+    try:
+        if body.stream:
+            return await _stream_generate(request, body, call, tally)
+        tally = await run_call(request, call)
+        return web.json_response(_output(body, call, tally, final=True))
+    finally:
+        if session is not None:
+            _end_turn(session, call, tally)
+
+
+def _input(body: GenerateRequest) -> tuple[list[int], str | list[int]]:
+    """New prompt token ids, and the seed of the synthetic reply."""
+    if (body.text is None) == (body.input_ids is None):
+        raise ApiError("exactly one of text and input_ids must be given", param="text")
+    if body.text is not None:
+        text = body.text
+        if isinstance(text, list):
+            if len(text) != 1:
+                raise ApiError("batched generation is not supported", param="text")
+            text = text[0]
+        return tokens.encode(text), text
+    ids: Any = body.input_ids
+    if ids and isinstance(ids[0], list):
+        if len(ids) != 1:
+            raise ApiError("batched generation is not supported", param="input_ids")
+        ids = ids[0]
+    if not ids:
+        raise ApiError("input_ids must not be empty", param="input_ids")
+    return list(ids), list(ids)
+
+
+def _session(request: web.Request, body: GenerateRequest) -> Session | None:
+    params = body.session_params
+    if params is None:
+        return None
+    if params.offset not in (None, -1) or params.replace or params.drop_previous_output:
+        raise ApiError("session offset/replace/drop_previous_output are not supported")
+    session = request.app[SESSIONS].get(params.id, time.monotonic())
+    if session is None:
+        raise ApiError(f"session {params.id!r} is not open", param="session_params.id")
+    if session.busy:
+        raise ApiError(f"session {params.id!r} already has a request in flight")
+    return session
+
+
+def _end_turn(session: Session, call: Call, tally: Tally) -> None:
+    session.busy = False
+    session.last_active = time.monotonic()
+    if tally.finish_reason in ("stop", "length"):
+        # The engine pinned this prompt + output at finish; the next turn appends to it.
+        session.tokens = (*call.prompt, *call.reply.token_ids[: tally.completion_tokens])
+
+
+async def _stream_generate(
+    request: web.Request, body: GenerateRequest, call: Call, tally: Tally
+) -> web.StreamResponse:
+    queue = submit_call(request, call)
+    async with aborting_on_error(request, call):
+        response = await open_stream(request)
+    with contextlib.suppress(ConnectionResetError):
+        async with contextlib.aclosing(follow_call(request, call, queue, tally)) as batches:
+            async for batch in batches:
+                final = any(isinstance(e, Finished) for e in batch)
+                tokens_out = [e for e in batch if isinstance(e, TokenOut)]
+                # One chunk per token; the step's last token carries the finish reason.
+                for i, event in enumerate(tokens_out):
+                    last = final and i == len(tokens_out) - 1
+                    tally_now = _partial(tally, event.index + 1, last)
+                    await send_event(response, _output(body, call, tally_now, final=last))
+                if final and not tokens_out:
+                    await send_event(response, _output(body, call, tally, final=True))
+        await send_done(response)
+    return response
+
+
+def _partial(tally: Tally, completion: int, final: bool) -> Tally:
+    if final:
+        return tally
+    return Tally(tally.prompt_tokens, tally.started, tally.cached_tokens, completion)
+
+
+def _output(body: GenerateRequest, call: Call, tally: Tally, *, final: bool) -> dict[str, Any]:
+    n = tally.completion_tokens
+    ids = call.reply.token_ids[:n]
+    meta: dict[str, Any] = {
+        "id": call.rid,
+        "finish_reason": _finish(call, tally) if final else None,
+        "prompt_tokens": tally.prompt_tokens,
+        "completion_tokens": n,
+        "cached_tokens": tally.cached_tokens,
+    }
+    if final:
+        meta["e2e_latency"] = tally.e2e_s
+    if body.return_logprob:
+        meta.update(_logprobs(body, call.prompt, ids))
+    return {"text": "".join(call.reply.pieces[:n]), "output_ids": ids, "meta_info": meta}
+
+
+def _finish(call: Call, tally: Tally) -> dict[str, Any]:
+    match tally.finish_reason:
+        case "stop":
+            matched = call.reply.stop_matched
+            return {"type": "stop", "matched": matched if matched else tokens.EOS_TOKEN_ID}
+        case "length":
+            return {"type": "length", "length": tally.completion_tokens}
+        case _:
+            return {"type": "abort", "message": "Abort request."}
+
+
+def _fake_logprob(token_id: int) -> float:
+    return -round((token_id % 1000) / 250.0, 4)
+
+
+def _logprobs(body: GenerateRequest, prompt: list[int], output: list[int]) -> dict[str, Any]:
+    start = body.logprob_start_len
+    inputs = prompt[start:] if start >= 0 else []
+    return {
+        "input_token_logprobs": [
+            [None if start + i == 0 else _fake_logprob(t), t, None] for i, t in enumerate(inputs)
+        ],
+        "output_token_logprobs": [[_fake_logprob(t), t, None] for t in output],
+    }
+
+
+# -- sessions, abort, flush -------------------------------------------------------------
+
+
+async def open_session(request: web.Request) -> web.Response:
+    body = OpenSessionRequest.model_validate(await read_json_object(request))
+    try:
+        session = request.app[SESSIONS].open(body.session_id, body.timeout, time.monotonic())
+    except ValueError as exc:
+        raise ApiError(str(exc), param="session_id") from None
+    return web.json_response(session.id)
+
+
+async def close_session(request: web.Request) -> web.Response:
+    body = CloseSessionRequest.model_validate(await read_json_object(request))
+    session = request.app[SESSIONS].close(body.session_id)
+    if session is None:
+        raise ApiError(f"session {body.session_id!r} is not open", param="session_id")
+    request.app[RUNNER].release(hold_key(session.id))
+    return web.Response()
+
+
+async def abort_request(request: web.Request) -> web.Response:
+    body = AbortRequest.model_validate(await read_json_object(request))
+    runner = request.app[RUNNER]
+    if body.abort_all:
+        runner.abort_all()
+    elif body.rid:
+        runner.abort(body.rid)
+    return web.Response()
+
+
+async def flush_cache(request: web.Request) -> web.Response:
+    note = (
+        "Please check backend logs for more details. (When there are running or waiting "
+        "requests, the operation will not be performed.)\n"
+    )
+    if request.app[RUNNER].model.flush():
+        return web.Response(text="Cache flushed.\n" + note)
+    return web.Response(text="Cache not flushed.\n" + note, status=400)
+
+
+# -- info -------------------------------------------------------------------------------
+
+
+async def model_info(request: web.Request) -> web.Response:
+    name = request.app[SETTINGS].model_name
+    return web.json_response(
+        {
+            "model_path": name,
+            "tokenizer_path": None,
+            "is_generation": True,
+            "preferred_sampling_params": None,
+            "weight_version": "synthetic",
+            "model_type": ENGINE_NAME,
+        }
+    )
+
+
+async def server_info(request: web.Request) -> web.Response:
+    settings, model = request.app[SETTINGS], request.app[RUNNER].model
+    profile = model.profile
+    stats = model.stats()
+    return web.json_response(
+        {
+            "engine": ENGINE_NAME,
+            "version": __version__,
+            "profile": profile.name,
+            "profile_description": profile.description,
+            "model_path": settings.model_name,
+            "served_model_name": settings.model_name,
+            "max_running_requests": profile.max_running,
+            "max_total_num_tokens": profile.kv_tokens,
+            "chunked_prefill_size": profile.chunk_tokens,
+            "page_size": profile.page_size,
+            "schedule_policy": "fcfs",
+            "enable_priority_scheduling": model.priority_scheduling,
+            "radix_eviction_policy": "priority",
+            "time_scale": settings.time_scale,
+            "internal_states": [_load(request, stats)],
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def loads(request: web.Request) -> web.Response:
+    load = _load(request, request.app[RUNNER].model.stats())
+    aggregate = {
+        "total_running_reqs": load["num_running_reqs"],
+        "total_waiting_reqs": load["num_waiting_reqs"],
+        "total_reqs": load["num_total_reqs"],
+        "total_used_tokens": load["num_used_tokens"],
+        "total_tokens": load["max_total_num_tokens"],
+        "avg_token_usage": load["token_usage"],
+        "avg_throughput": load["gen_throughput"],
+        "avg_utilization": load["utilization"],
+    }
+    return web.json_response(
+        {
+            "timestamp": datetime.now(UTC).isoformat(),
+            "version": __version__,
+            "dp_rank_count": 1,
+            "loads": [load],
+            "aggregate": aggregate,
+        }
+    )
+
+
+def _load(request: web.Request, s: EngineStats) -> dict[str, Any]:
+    runner = request.app[RUNNER]
+    return {
+        "dp_rank": 0,
+        "num_running_reqs": s.running,
+        "num_waiting_reqs": s.waiting,
+        "num_total_reqs": s.running + s.waiting,
+        "num_used_tokens": s.kv_used_tokens,
+        "max_total_num_tokens": s.kv_capacity_tokens,
+        "token_usage": round(s.token_usage, 4),
+        "cache_hit_rate": round(s.cache_hit_rate, 4),
+        "num_waiting_uncached_tokens": s.waiting_tokens,
+        "kv_evictable_tokens": s.kv_evictable_tokens,
+        "kv_held_tokens": s.kv_held_tokens,
+        "gen_throughput": round(runner.gen_throughput(), 2),
+        "utilization": round(s.running / runner.model.profile.max_running, 4),
+        "num_streaming_sessions": request.app[SESSIONS].count(time.monotonic()),
+    }

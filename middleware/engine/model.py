@@ -1,0 +1,410 @@
+"""`EngineModel`: continuous batching with chunked prefill, a radix prefix cache and
+preemption, as a pure state machine driven by explicit ``now`` (seconds).
+
+The same model runs behind the real-time HTTP server and inside the discrete-event simulator:
+``step(now)`` plans one engine iteration, returns its duration from the cost model and the
+events that happen at ``now + duration``; the driver advances its clock and calls again.
+
+KV accounting (tokens): ``used = tokens in the radix tree + tokens owned by running
+requests``. A running request locks its cached prefix in the tree and owns the KV it computed
+beyond it; on finish its prompt + output go into the tree (like SGLang's
+``cache_finished_req``), so the next turn of the conversation hits them. ``used`` never
+exceeds ``kv_tokens``: room comes from evicting unlocked cached tokens, and when even that is
+not enough for the next decode token, the lowest-ranked running request is preempted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import zlib
+from collections.abc import Sequence
+
+from .costs import Profile
+from .events import (
+    EngineStats,
+    Event,
+    Finished,
+    GenRequest,
+    Preempted,
+    PrefillDone,
+    Step,
+    TokenOut,
+)
+from .radix import RadixCache, RadixNode
+
+__all__ = ["EngineModel", "RequestTooLongError"]
+
+
+class RequestTooLongError(ValueError):
+    """The prompt plus its output cannot fit in the KV pool even alone."""
+
+
+class _Req:
+    """Mutable scheduling state of one live request."""
+
+    __slots__ = (
+        "cached",
+        "computed",
+        "key",
+        "node",
+        "order",
+        "out",
+        "private",
+        "reported_cached",
+        "req",
+        "running",
+        "seed",
+        "seq",
+        "target",
+    )
+
+    def __init__(self, req: GenRequest, order: int, key: tuple[float, ...]) -> None:
+        self.req = req
+        self.order = order
+        self.key = key
+        out_len = len(req.output) if req.output is not None else req.max_new_tokens
+        self.target = min(out_len, req.max_new_tokens)
+        self.out: list[int] = []
+        self.seq: tuple[int, ...] = ()  # prompt + outputs so far, at the current admission
+        self.node: RadixNode | None = None  # locked cached prefix
+        self.cached = 0  # tokens matched at the current admission
+        self.computed = 0  # positions of seq with KV
+        self.private = 0  # KV tokens owned outside the tree
+        self.reported_cached: int | None = None
+        self.running = False
+        self.seed = zlib.crc32(req.rid.encode())
+
+    def next_token(self) -> int:
+        i = len(self.out)
+        if self.req.output is not None:
+            return int(self.req.output[i])
+        return (self.seed + i) & 0x7FFFFFFF
+
+
+class EngineModel:
+    """A single-GPU engine: one waiting queue, one running batch, one KV pool.
+
+    ``priority_scheduling``: order the waiting queue by higher ``priority`` first, ties by
+    arrival (SGLang ``--enable-priority-scheduling``), and preempt the lowest priority first;
+    otherwise FCFS and preempt the latest arrival. ``token_events=False`` skips `TokenOut`
+    events (a simulator that only needs timings saves the allocations).
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        kv_tokens: int | None = None,
+        max_running: int | None = None,
+        priority_scheduling: bool = True,
+        token_events: bool = True,
+    ) -> None:
+        self.profile = profile.with_overrides(kv_tokens=kv_tokens, max_running=max_running)
+        self.capacity = self.profile.kv_tokens
+        self.priority_scheduling = priority_scheduling
+        self.token_events = token_events
+        self.cache = RadixCache()
+        self._live: dict[str, _Req] = {}
+        self._running: list[_Req] = []  # admission order
+        self._queue: list[tuple[tuple[float, ...], int, _Req]] = []
+        self._private = 0
+        self._unprefilled = 0  # prompt tokens admitted but not yet computed, all requests
+        self._order = itertools.count()
+        self._c = dict.fromkeys(
+            ("prompt", "cached", "generated", "preempt", "recomputed", "finished", "aborted"), 0
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def submit(self, req: GenRequest, now: float) -> None:
+        """Queue a request (``now`` is accepted for symmetry; ``req.arrival`` orders it).
+
+        Raises ValueError for a duplicate live rid or an empty prompt, and
+        `RequestTooLongError` when prompt + output exceed the KV pool.
+        """
+        if req.rid in self._live:
+            raise ValueError(f"request id {req.rid!r} is already running")
+        if not req.tokens or req.max_new_tokens < 0:
+            raise ValueError("a request needs a non-empty prompt and max_new_tokens >= 0")
+        key = (-req.priority, req.arrival) if self.priority_scheduling else (req.arrival,)
+        r = _Req(req, next(self._order), key)
+        if len(req.tokens) + r.target > self.capacity:
+            raise RequestTooLongError(
+                f"prompt ({len(req.tokens)}) + output ({r.target}) tokens exceed the KV pool "
+                f"({self.capacity} tokens)"
+            )
+        self._live[req.rid] = r
+        self._enqueue(r)
+
+    def abort(self, rid: str, now: float) -> bool:
+        """Drop a waiting or running request (its KV is freed, nothing is cached).
+        Returns False if ``rid`` is not live. No event is emitted."""
+        r = self._live.pop(rid, None)
+        if r is None:
+            return False
+        if r.running:
+            self._release(r)
+        self._c["aborted"] += 1
+        return True
+
+    def is_live(self, rid: str) -> bool:
+        return rid in self._live
+
+    # -- holds -----------------------------------------------------------------------------
+
+    def hold(self, key: str, tokens: Sequence[int], until: float) -> int:
+        """Pin the cached prefix of ``tokens`` until ``until``; returns tokens held."""
+        return self.cache.hold(key, tokens, until)
+
+    def release(self, key: str) -> bool:
+        """Unpin ``key``; False if it was not held."""
+        return self.cache.release(key)
+
+    def next_deadline(self) -> float | None:
+        """When the next hold expires (a driver with nothing to run should wake then)."""
+        return self.cache.next_expiry()
+
+    def flush(self) -> bool:
+        """Drop every unpinned cached token; refused (False) while requests are live."""
+        if self._live:
+            return False
+        self.cache.evict(self.cache.evictable_tokens)
+        return True
+
+    # -- the engine loop -------------------------------------------------------------------
+
+    def step(self, now: float) -> Step | None:
+        """Plan and run one iteration at ``now``; None when there is nothing to run.
+
+        NOTE on the algorithm: (1) requests whose prompt is computed decode one token each;
+        if the KV pool cannot give them a token even after evicting, the lowest-ranked
+        running request is preempted until it can. (2) Requests still prefilling get the next
+        chunk, in admission order, within a budget of ``chunk_tokens`` new tokens per step.
+        (3) Waiting requests are admitted in queue order while the budget, ``max_running``
+        and the pool allow: the pool must fit the rest of every admitted prompt plus one
+        decode token per running request. The head of the queue blocks those behind it.
+        """
+        self.cache.expire(now)
+        if not self._live:
+            return None
+        events: list[Event] = []
+        decoders = self._reserve_decode(events)
+        budget = self.profile.chunk_tokens
+        chunks = self._continue_prefills(budget)
+        budget -= sum(take for _, take, _ in chunks)
+        chunks += self._admit(now, budget)
+        if not decoders and not chunks:
+            return self._unstick(events)
+        context = sum(r.cached + r.private for r in decoders)
+        duration = self.profile.step_s([(t, c) for _, t, c in chunks], len(decoders), context)
+        end = now + duration
+        for r, _, _ in chunks:
+            if r.computed == len(r.seq):
+                self._prefill_done(r, events, end)
+        for r in decoders:
+            self._emit(r, events, end)
+        prefill = sum(t for _, t, _ in chunks)
+        return Step(duration, tuple(events), prefill, len(decoders))
+
+    def stats(self) -> EngineStats:
+        """Counters and gauges, in tokens and requests."""
+        c = self.cache
+        waiting = [r for r in self._live.values() if not r.running]
+        return EngineStats(
+            running=len(self._running),
+            waiting=len(waiting),
+            kv_capacity_tokens=self.capacity,
+            kv_used_tokens=self.used_tokens,
+            kv_cached_tokens=c.total_tokens,
+            kv_evictable_tokens=c.evictable_tokens,
+            kv_held_tokens=c.held_tokens,
+            holds=len(c.holds()),
+            waiting_tokens=sum(len(r.req.tokens) for r in waiting),
+            prompt_tokens_total=self._c["prompt"],
+            cached_tokens_total=self._c["cached"],
+            generated_tokens_total=self._c["generated"],
+            evicted_tokens_total=c.evicted_tokens_total,
+            preemptions_total=self._c["preempt"],
+            recomputed_tokens_total=self._c["recomputed"],
+            finished_total=self._c["finished"],
+            aborted_total=self._c["aborted"],
+        )
+
+    @property
+    def used_tokens(self) -> int:
+        """KV tokens in use: cached in the tree plus owned by running requests."""
+        return self.cache.total_tokens + self._private
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _reserve_decode(self, events: list[Event]) -> list[_Req]:
+        decoders = [r for r in self._running if r.computed == len(r.seq)]
+        while decoders and not self._make_room(len(decoders)):
+            victim = self._victim()
+            self._preempt(victim, events)
+            if victim in decoders:
+                decoders.remove(victim)
+        self._alloc_each(decoders)
+        return decoders
+
+    def _continue_prefills(self, budget: int) -> list[tuple[_Req, int, int]]:
+        chunks = []
+        for r in self._running:
+            if budget <= 0:
+                break
+            left = len(r.seq) - r.computed
+            if left <= 0:
+                continue
+            take = min(left, budget, self._available())
+            if take > 0:
+                chunks.append(self._prefill_chunk(r, take))
+                budget -= take
+        return chunks
+
+    def _admit(self, now: float, budget: int) -> list[tuple[_Req, int, int]]:
+        chunks = []
+        while budget > 0 and len(self._running) < self.profile.max_running:
+            r = self._peek()
+            if r is None:
+                break
+            seq = tuple(r.req.tokens) + tuple(r.out)
+            # The last token is always computed: its logits sample the next token.
+            matched, node = self.cache.match(seq[:-1], now, r.req.priority)
+            self.cache.lock(node)
+            if not self._fits(len(seq) - matched):
+                self.cache.unlock(node)
+                break
+            heapq.heappop(self._queue)
+            r.seq, r.node, r.cached, r.computed, r.private = seq, node, matched, matched, 0
+            r.running = True
+            self._running.append(r)
+            self._unprefilled += len(seq) - matched
+            chunks.append(self._prefill_chunk(r, min(len(seq) - matched, budget)))
+            budget -= chunks[-1][1]
+        return chunks
+
+    def _fits(self, need: int) -> bool:
+        headroom = len(self._running) + 1
+        return self._available() - self._unprefilled - headroom >= need
+
+    def _prefill_chunk(self, r: _Req, take: int) -> tuple[_Req, int, int]:
+        assert self._make_room(take)
+        self._alloc(take)
+        r.private += take
+        self._unprefilled -= take
+        context = r.computed
+        r.computed += take
+        return r, take, context
+
+    def _unstick(self, events: list[Event]) -> Step | None:
+        # Nothing could run: running requests hold KV that none of them can extend. Preempt
+        # the lowest-ranked one so the others (or the queue head) get room next step.
+        if self._running:
+            self._preempt(self._victim(), events)
+        return Step(0.0, tuple(events)) if events else None
+
+    # -- progress --------------------------------------------------------------------------
+
+    def _prefill_done(self, r: _Req, events: list[Event], end: float) -> None:
+        if r.reported_cached is None:
+            r.reported_cached = r.cached
+            self._c["prompt"] += len(r.req.tokens)
+            self._c["cached"] += r.cached
+            events.append(PrefillDone(r.req.rid, len(r.req.tokens), r.cached))
+        if len(r.out) >= r.target:
+            self._finish(r, events, end)
+        else:
+            self._emit(r, events, end)
+
+    def _emit(self, r: _Req, events: list[Event], end: float) -> None:
+        token = r.next_token()
+        r.out.append(token)
+        self._c["generated"] += 1
+        if self.token_events:
+            events.append(TokenOut(r.req.rid, len(r.out) - 1, token))
+        if len(r.out) >= r.target:
+            self._finish(r, events, end)
+
+    def _finish(self, r: _Req, events: list[Event], end: float) -> None:
+        req = r.req
+        # The last sampled token has no KV yet (it was never fed back), as in SGLang.
+        kv = tuple(req.tokens) + tuple(r.out[:-1])
+        assert len(kv) == r.cached + r.private, (len(kv), r.cached, r.private)
+        node = r.node
+        self._free_private(r)
+        self.cache.insert(kv, end, req.priority)
+        if req.hold_key is not None:
+            self.cache.hold(req.hold_key, kv, end + req.hold_ttl_s)
+        if node is not None:
+            self.cache.unlock(node)
+        r.node = None
+        self._running.remove(r)
+        r.running = False
+        del self._live[req.rid]
+        self._c["finished"] += 1
+        stop = req.output is not None and len(req.output) < req.max_new_tokens
+        cached = r.reported_cached or 0
+        events.append(
+            Finished(req.rid, "stop" if stop else "length", len(req.tokens), cached, len(r.out))
+        )
+
+    def _preempt(self, r: _Req, events: list[Event]) -> None:
+        recomputed = r.private
+        self._release(r)
+        self._c["preempt"] += 1
+        self._c["recomputed"] += recomputed
+        self._enqueue(r)
+        events.append(Preempted(r.req.rid, recomputed))
+
+    def _release(self, r: _Req) -> None:
+        self._free_private(r)
+        self._unprefilled -= len(r.seq) - r.computed
+        if r.node is not None:
+            self.cache.unlock(r.node)
+            r.node = None
+        self._running.remove(r)
+        r.running = False
+
+    def _victim(self) -> _Req:
+        if self.priority_scheduling:
+            return min(self._running, key=lambda r: (r.req.priority, -r.req.arrival, -r.order))
+        return max(self._running, key=lambda r: (r.req.arrival, r.order))
+
+    # -- queue and pool --------------------------------------------------------------------
+
+    def _enqueue(self, r: _Req) -> None:
+        heapq.heappush(self._queue, (r.key, r.order, r))
+
+    def _peek(self) -> _Req | None:
+        while self._queue:
+            r = self._queue[0][2]
+            if self._live.get(r.req.rid) is r and not r.running:
+                return r
+            heapq.heappop(self._queue)  # aborted, or a stale entry
+        return None
+
+    def _available(self) -> int:
+        return self.capacity - self.used_tokens + self.cache.evictable_tokens
+
+    def _make_room(self, n: int) -> bool:
+        free = self.capacity - self.used_tokens
+        if free >= n:
+            return True
+        if free + self.cache.evictable_tokens < n:
+            return False
+        self.cache.evict(n - free)
+        return True
+
+    def _alloc(self, n: int) -> None:
+        self._private += n
+        assert self.used_tokens <= self.capacity, (self.used_tokens, self.capacity)
+
+    def _alloc_each(self, reqs: list[_Req]) -> None:
+        for r in reqs:
+            r.private += 1
+        self._alloc(len(reqs))
+
+    def _free_private(self, r: _Req) -> None:
+        self._private -= r.private
+        r.private = 0

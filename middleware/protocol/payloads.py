@@ -1,0 +1,89 @@
+"""Where each API keeps a call's input and its reply, for prefix continuation."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from kvbaton.middleware.protocol.routes import Route, route_of
+from kvbaton.middleware.protocol.values import get, sequence
+
+__all__ = ["prompt_text", "reply_message", "reply_text", "request_messages"]
+
+
+def request_messages(route: str, body: Any) -> Any:
+    """Chat ``messages`` or Responses ``input`` (a string or a list of items); else None."""
+    match route_of(route):
+        case Route.CHAT:
+            return get(body, "messages")
+        case Route.RESPONSES:
+            return get(body, "input")
+        case _:
+            return None
+
+
+def prompt_text(route: str, body: Any) -> str | None:
+    """The text prompt of ``/v1/completions`` or ``/generate`` (one prompt only)."""
+    match route_of(route):
+        case Route.COMPLETIONS:
+            prompt = get(body, "prompt")
+        case Route.GENERATE:
+            prompt = get(body, "text")
+        case _:
+            return None
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    return prompt if isinstance(prompt, str) else None
+
+
+def reply_message(route: str, response_json: Any) -> dict[str, Any] | None:
+    """The assistant message a reply adds to the conversation, chat-shaped; None if none.
+
+    For the Responses API it is built from the output items (text and ``function_call``
+    items), which :mod:`.canonical` treats as the same conversation unit.
+    """
+    match route_of(route):
+        case Route.CHAT:
+            message = get(response_json, "choices", 0, "message")
+            return {"role": "assistant", **message} if isinstance(message, Mapping) else None
+        case Route.RESPONSES:
+            return _responses_message(get(response_json, "output"))
+        case Route.COMPLETIONS | Route.GENERATE:
+            text = reply_text(route, response_json)
+            return None if text is None else {"role": "assistant", "content": text}
+        case _:
+            return None
+
+
+def reply_text(route: str, response_json: Any) -> str | None:
+    """The generated text of a ``/v1/completions`` or ``/generate`` reply."""
+    match route_of(route):
+        case Route.COMPLETIONS:
+            text = get(response_json, "choices", 0, "text")
+        case Route.GENERATE:
+            text = get(response_json, "text")
+        case _:
+            return None
+    return text if isinstance(text, str) else None
+
+
+def _responses_message(output: Any) -> dict[str, Any] | None:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in sequence(output):
+        kind = get(item, "type")
+        if kind == "message":
+            texts.extend(_output_texts(get(item, "content")))
+        elif kind == "function_call":
+            function = {"name": get(item, "name"), "arguments": get(item, "arguments")}
+            calls.append({"id": get(item, "call_id"), "type": "function", "function": function})
+    if not texts and not calls:
+        return None
+    return {"role": "assistant", "content": "".join(texts), "tool_calls": calls}
+
+
+def _output_texts(content: Any) -> list[str]:
+    return [
+        text
+        for part in sequence(content)
+        if isinstance(text := get(part, "text"), str)
+        and get(part, "type") in ("output_text", "text", None)
+    ]

@@ -1,0 +1,1 @@
+"""The proxy service: a thin aiohttp shell around the scheduling core."""

@@ -1,0 +1,100 @@
+"""``create_app``: the proxy as an aiohttp application (no module-level app)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from kvbaton.adapters.base import Backend
+from kvbaton.adapters.detect import connect
+from kvbaton.middleware.core.policies import make_policy
+from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
+from kvbaton.middleware.protocol.conversation import ContinuationIndex
+from kvbaton.middleware.service.context import SERVICE, Service
+from kvbaton.middleware.service.dispatcher import Dispatcher
+from kvbaton.middleware.service.errors import error_middleware
+from kvbaton.middleware.service.metrics import ProxyMetrics
+from kvbaton.middleware.service.routes import add_routes
+from kvbaton.middleware.settings import ProxySettings
+
+__all__ = ["create_app", "make_runner"]
+
+
+def create_app(
+    settings: ProxySettings,
+    *,
+    backend: Backend | None = None,
+    clock: Callable[[], float] | None = None,
+) -> web.Application:
+    """The proxy in front of ``settings.backend`` (or of ``backend``, if given).
+
+    ``clock`` defaults to the event loop's monotonic time.
+    """
+    if settings.backend is None and backend is None:
+        raise ValueError("create_app needs settings.backend or a backend")
+    make_policy(settings.policy)  # fail now, not on the first request
+    app = web.Application(
+        client_max_size=int(settings.max_body_mb * 1024 * 1024),
+        middlewares=[error_middleware],
+    )
+    metrics = ProxyMetrics()
+    add_routes(app, metrics.handle)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        engine = backend or await connect(
+            settings.backend or "",
+            settings.engine_kind,
+            priority=settings.engine_priority,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+        )
+        service = _service(settings, engine, metrics, clock or asyncio.get_running_loop().time)
+        app[SERVICE] = service
+        ticker = asyncio.create_task(service.dispatcher.run_ticker())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, *service.background, return_exceptions=True)
+            if backend is None:
+                await engine.aclose()
+
+    app.cleanup_ctx.append(contextlib.asynccontextmanager(lifecycle))
+    return app
+
+
+def _service(
+    settings: ProxySettings, backend: Backend, metrics: ProxyMetrics, clock: Callable[[], float]
+) -> Service:
+    config = SchedulerConfig(
+        max_inflight=settings.max_inflight
+        or backend.capabilities.max_running
+        or settings.default_max_inflight,
+        programs_capacity=settings.programs_capacity,
+        idle_ttl_s=settings.idle_ttl_s,
+    )
+    scheduler = Scheduler(make_policy(settings.policy), config)
+    dispatcher = Dispatcher(scheduler, metrics, clock)
+    metrics.gauge(
+        "kvbaton_queue_depth", "calls waiting in the proxy", lambda: scheduler.stats().queued
+    )
+    metrics.gauge("kvbaton_inflight", "calls at the engine", lambda: scheduler.stats().inflight)
+    metrics.gauge("kvbaton_programs", "live programs", lambda: len(scheduler.programs))
+    metrics.gauge("kvbaton_max_inflight", "admission limit", lambda: config.max_inflight)
+    return Service(
+        settings=settings,
+        backend=backend,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        continuation=ContinuationIndex(settings.continuation_capacity),
+        clock=clock,
+    )
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """An ``AppRunner`` that cancels a handler when its client disconnects, so that the
+    call leaves the queue and its engine request is aborted."""
+    return web.AppRunner(app, handler_cancellation=True, access_log=None)

@@ -1,0 +1,96 @@
+"""Carries out the core's actions on the event loop.
+
+Handlers wait in :meth:`Dispatcher.slot` until the core dispatches their call; the
+dispatcher's ticker wakes the core at its next deadline. This is the one place where
+actions meet I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
+from kvbaton.middleware.core.scheduler import Scheduler
+from kvbaton.middleware.core.types import CallOutcome, CallSpec
+from kvbaton.middleware.service.metrics import ProxyMetrics
+
+__all__ = ["Dispatcher", "Ticket"]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A dispatched call: its engine rank, and the outcome the handler fills in."""
+
+    spec: CallSpec
+    rank: int | None
+    queued_s: float
+    outcome: CallOutcome = field(default_factory=lambda: CallOutcome(ok=False))
+
+
+class Dispatcher:
+    def __init__(
+        self, scheduler: Scheduler, metrics: ProxyMetrics, clock: Callable[[], float]
+    ) -> None:
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self.clock = clock
+        self._waiting: dict[str, asyncio.Future[Dispatch]] = {}
+        self._wake = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, spec: CallSpec) -> AsyncIterator[Ticket]:
+        """Wait until the core dispatches ``spec``; always gives the slot back on exit.
+
+        Leaving normally reports the ticket's outcome; leaving by cancellation (the client
+        went away) or error frees the slot as cancelled or failed.
+        """
+        future: asyncio.Future[Dispatch] = asyncio.get_running_loop().create_future()
+        self._waiting[spec.call_id] = future
+        arrived = self.clock()
+        try:
+            self._run(self.scheduler.submit(spec, arrived))
+            dispatch = await future
+        except BaseException:
+            self._waiting.pop(spec.call_id, None)
+            self._run(self.scheduler.cancel(spec.call_id, self.clock()))
+            raise
+        ticket = Ticket(spec, dispatch.rank, self.clock() - arrived)
+        self.metrics.queue_wait_seconds.observe(ticket.queued_s)
+        try:
+            yield ticket
+        except asyncio.CancelledError:
+            self._run(self.scheduler.cancel(spec.call_id, self.clock()))
+            raise
+        except BaseException:
+            self._run(self.scheduler.finish(spec.call_id, CallOutcome(ok=False), self.clock()))
+            raise
+        self._run(self.scheduler.finish(spec.call_id, ticket.outcome, self.clock()))
+
+    def _run(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Dispatch(call_id=call_id):
+                    future = self._waiting.pop(call_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(action)
+                case PauseObserved(pause=pause):
+                    self.metrics.tool_pause_seconds.observe(pause.duration_s)
+                case ProgramExpired():
+                    self.metrics.programs_expired.inc()
+                case _:
+                    assert_never(action)
+        self._wake.set()
+
+    async def run_ticker(self) -> None:
+        """Call the core's ``tick`` at its deadlines, for as long as the app runs."""
+        while True:
+            self._wake.clear()
+            deadline = self.scheduler.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._run(self.scheduler.tick(self.clock()))
