@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from openai import AsyncOpenAI
+from rich import box
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -161,18 +163,12 @@ def _p95(values: list[float]) -> float:
 
 
 def render(results: list[PolicyResult]) -> Table:
-    table = Table(title="kvbaton demo: the same agent programs under each policy")
-    columns = (
-        "policy",
-        "programs",
-        "calls",
-        "mean JCT s",
-        "p95 JCT s",
-        "prompt",
-        "cached",
-        "hit %",
+    table = Table(
+        title="the same agent programs under each policy (JCT: program completion time)",
+        box=box.SIMPLE_HEAD,
     )
-    for column in columns:
+    columns = ("policy", "progs", "calls", "JCT mean s", "JCT p95 s", "prompt tok", "cached tok")
+    for column in (*columns, "hit %"):
         table.add_column(column, justify="left" if column == "policy" else "right", no_wrap=True)
     for r in results:
         jcts = [p.jct_s for p in r.programs]
@@ -202,7 +198,8 @@ async def _run(programs: int, seed: int, policies: list[str]) -> list[PolicyResu
 
 
 def run_demo(*, programs: int = 12, seed: int = 0, policies: list[str] | None = None) -> int:
-    console = Console()
+    # Piped output gets rich's 80 columns, too narrow for the table.
+    console = Console() if sys.stdout.isatty() else Console(width=110)
     chosen = policies or ["baseline", "program-fcfs"]
     console.print(
         f"[bold]kvbaton demo[/]: {programs} tool-using agent programs per policy, "

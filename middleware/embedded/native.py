@@ -1,4 +1,4 @@
-"""SGLang-native routes: ``/generate``, sessions, abort, flush, info, health, metrics, loads.
+"""SGLang-native routes: ``/generate``, sessions, abort and flush (info routes: `info`).
 
 Shapes follow SGLang 0.5 (``python/sglang/srt/entrypoints/http_server.py``): ``/generate``
 returns ``{text, output_ids, meta_info}``; streaming sends cumulative ``text``/``output_ids``
@@ -11,19 +11,14 @@ import contextlib
 import math
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
-
-from kvbaton import __version__
 
 from ..engine import Finished, TokenOut, text_reply, tokens
-from ..engine.events import EngineStats
 from .calls import Call, Tally, aborting_on_error, follow_call, run_call, submit_call
 from .errors import ApiError, read_json_object
-from .keys import METRICS, RUNNER, SESSIONS, SETTINGS
+from .keys import RUNNER, SESSIONS
 from .sessions import Session, hold_key
 from .sse import open_stream, send_done, send_event
 from .wire import (
@@ -35,8 +30,6 @@ from .wire import (
 
 __all__ = ["add_native_routes"]
 
-ENGINE_NAME = "kvbaton-embedded"
-
 
 def add_native_routes(app: web.Application) -> None:
     app.router.add_post("/generate", generate)
@@ -46,14 +39,6 @@ def add_native_routes(app: web.Application) -> None:
     app.router.add_post("/abort_request", abort_request)
     for method in ("GET", "POST"):
         app.router.add_route(method, "/flush_cache", flush_cache)
-    for path in ("/model_info", "/get_model_info"):
-        app.router.add_get(path, model_info)
-    for path in ("/server_info", "/get_server_info"):
-        app.router.add_get(path, server_info)
-    for path in ("/health", "/health_generate"):
-        app.router.add_get(path, health)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/v1/loads", loads)
 
 
 # -- /generate --------------------------------------------------------------------------
@@ -238,98 +223,3 @@ async def flush_cache(request: web.Request) -> web.Response:
     if request.app[RUNNER].model.flush():
         return web.Response(text="Cache flushed.\n" + note)
     return web.Response(text="Cache not flushed.\n" + note, status=400)
-
-
-# -- info -------------------------------------------------------------------------------
-
-
-async def model_info(request: web.Request) -> web.Response:
-    name = request.app[SETTINGS].model_name
-    return web.json_response(
-        {
-            "model_path": name,
-            "tokenizer_path": None,
-            "is_generation": True,
-            "preferred_sampling_params": None,
-            "weight_version": "synthetic",
-            "model_type": ENGINE_NAME,
-        }
-    )
-
-
-async def server_info(request: web.Request) -> web.Response:
-    settings, model = request.app[SETTINGS], request.app[RUNNER].model
-    profile = model.profile
-    stats = model.stats()
-    return web.json_response(
-        {
-            "engine": ENGINE_NAME,
-            "version": __version__,
-            "profile": profile.name,
-            "profile_description": profile.description,
-            "model_path": settings.model_name,
-            "served_model_name": settings.model_name,
-            "max_running_requests": profile.max_running,
-            "max_total_num_tokens": profile.kv_tokens,
-            "chunked_prefill_size": profile.chunk_tokens,
-            "page_size": profile.page_size,
-            "schedule_policy": "fcfs",
-            "enable_priority_scheduling": model.priority_scheduling,
-            "radix_eviction_policy": "priority",
-            "time_scale": settings.time_scale,
-            "internal_states": [_load(request, stats)],
-        }
-    )
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.Response()
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-async def loads(request: web.Request) -> web.Response:
-    load = _load(request, request.app[RUNNER].model.stats())
-    aggregate = {
-        "total_running_reqs": load["num_running_reqs"],
-        "total_waiting_reqs": load["num_waiting_reqs"],
-        "total_reqs": load["num_total_reqs"],
-        "total_used_tokens": load["num_used_tokens"],
-        "total_tokens": load["max_total_num_tokens"],
-        "avg_token_usage": load["token_usage"],
-        "avg_throughput": load["gen_throughput"],
-        "avg_utilization": load["utilization"],
-    }
-    return web.json_response(
-        {
-            "timestamp": datetime.now(UTC).isoformat(),
-            "version": __version__,
-            "dp_rank_count": 1,
-            "loads": [load],
-            "aggregate": aggregate,
-        }
-    )
-
-
-def _load(request: web.Request, s: EngineStats) -> dict[str, Any]:
-    runner = request.app[RUNNER]
-    return {
-        "dp_rank": 0,
-        "num_running_reqs": s.running,
-        "num_waiting_reqs": s.waiting,
-        "num_total_reqs": s.running + s.waiting,
-        "num_used_tokens": s.kv_used_tokens,
-        "max_total_num_tokens": s.kv_capacity_tokens,
-        "token_usage": round(s.token_usage, 4),
-        "cache_hit_rate": round(s.cache_hit_rate, 4),
-        "num_waiting_uncached_tokens": s.waiting_tokens,
-        "kv_evictable_tokens": s.kv_evictable_tokens,
-        "kv_held_tokens": s.kv_held_tokens,
-        "gen_throughput": round(runner.gen_throughput(), 2),
-        "utilization": round(s.running / runner.model.profile.max_running, 4),
-        "num_streaming_sessions": request.app[SESSIONS].count(time.monotonic()),
-    }

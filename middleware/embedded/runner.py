@@ -80,25 +80,26 @@ class EngineRunner:
         """Yield ``rid``'s events up to its `Finished`. If the consumer stops early, is
         cancelled, or ``gone()`` turns true (the client disconnected), the request is
         aborted in the model, so nothing is left running."""
-        done = False
+        loop = asyncio.get_running_loop()
+        done, checked = False, loop.time()
         try:
             while not done:
+                # Check the client on a timer, not only when no events come: a busy request
+                # produces events faster than any poll timeout.
+                if loop.time() - checked >= _POLL_S:
+                    if gone():
+                        return
+                    checked = loop.time()
                 try:
                     event = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     try:
                         event = await asyncio.wait_for(queue.get(), _POLL_S)
                     except TimeoutError:
-                        if gone():
-                            return
                         continue
                 done = isinstance(event, Finished)
                 yield event
-        except BaseException as e:
-            print("follow exc", type(e), flush=True)
-            raise
         finally:
-            print("follow end", rid, done, gone(), flush=True)
             if not done:
                 self.abort(rid)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import zlib
+import math
 from collections.abc import Sequence
 
 from .costs import Profile
@@ -31,55 +31,14 @@ from .events import (
     Step,
     TokenOut,
 )
-from .radix import RadixCache, RadixNode
+from .radix import RadixCache
+from .request_state import RequestState
 
 __all__ = ["EngineModel", "RequestTooLongError"]
 
 
 class RequestTooLongError(ValueError):
     """The prompt plus its output cannot fit in the KV pool even alone."""
-
-
-class _Req:
-    """Mutable scheduling state of one live request."""
-
-    __slots__ = (
-        "cached",
-        "computed",
-        "key",
-        "node",
-        "order",
-        "out",
-        "private",
-        "reported_cached",
-        "req",
-        "running",
-        "seed",
-        "seq",
-        "target",
-    )
-
-    def __init__(self, req: GenRequest, order: int, key: tuple[float, ...]) -> None:
-        self.req = req
-        self.order = order
-        self.key = key
-        out_len = len(req.output) if req.output is not None else req.max_new_tokens
-        self.target = min(out_len, req.max_new_tokens)
-        self.out: list[int] = []
-        self.seq: tuple[int, ...] = ()  # prompt + outputs so far, at the current admission
-        self.node: RadixNode | None = None  # locked cached prefix
-        self.cached = 0  # tokens matched at the current admission
-        self.computed = 0  # positions of seq with KV
-        self.private = 0  # KV tokens owned outside the tree
-        self.reported_cached: int | None = None
-        self.running = False
-        self.seed = zlib.crc32(req.rid.encode())
-
-    def next_token(self) -> int:
-        i = len(self.out)
-        if self.req.output is not None:
-            return int(self.req.output[i])
-        return (self.seed + i) & 0x7FFFFFFF
 
 
 class EngineModel:
@@ -105,9 +64,9 @@ class EngineModel:
         self.priority_scheduling = priority_scheduling
         self.token_events = token_events
         self.cache = RadixCache()
-        self._live: dict[str, _Req] = {}
-        self._running: list[_Req] = []  # admission order
-        self._queue: list[tuple[tuple[float, ...], int, _Req]] = []
+        self._live: dict[str, RequestState] = {}
+        self._running: list[RequestState] = []  # admission order
+        self._queue: list[tuple[tuple[float, ...], int, RequestState]] = []
         self._private = 0
         self._unprefilled = 0  # prompt tokens admitted but not yet computed, all requests
         self._order = itertools.count()
@@ -128,7 +87,7 @@ class EngineModel:
         if not req.tokens or req.max_new_tokens < 0:
             raise ValueError("a request needs a non-empty prompt and max_new_tokens >= 0")
         key = (-req.priority, req.arrival) if self.priority_scheduling else (req.arrival,)
-        r = _Req(req, next(self._order), key)
+        r = RequestState(req, next(self._order), key)
         if len(req.tokens) + r.target > self.capacity:
             raise RequestTooLongError(
                 f"prompt ({len(req.tokens)}) + output ({r.target}) tokens exceed the KV pool "
@@ -162,8 +121,10 @@ class EngineModel:
         return self.cache.release(key)
 
     def next_deadline(self) -> float | None:
-        """When the next hold expires (a driver with nothing to run should wake then)."""
-        return self.cache.next_expiry()
+        """When the next hold expires (a driver with nothing to run should wake then);
+        None if no hold ever expires."""
+        deadline = self.cache.next_expiry()
+        return None if deadline is None or math.isinf(deadline) else deadline
 
     def flush(self) -> bool:
         """Drop every unpinned cached token; refused (False) while requests are live."""
@@ -238,7 +199,7 @@ class EngineModel:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _reserve_decode(self, events: list[Event]) -> list[_Req]:
+    def _reserve_decode(self, events: list[Event]) -> list[RequestState]:
         decoders = [r for r in self._running if r.computed == len(r.seq)]
         while decoders and not self._make_room(len(decoders)):
             victim = self._victim()
@@ -248,7 +209,7 @@ class EngineModel:
         self._alloc_each(decoders)
         return decoders
 
-    def _continue_prefills(self, budget: int) -> list[tuple[_Req, int, int]]:
+    def _continue_prefills(self, budget: int) -> list[tuple[RequestState, int, int]]:
         chunks = []
         for r in self._running:
             if budget <= 0:
@@ -262,7 +223,7 @@ class EngineModel:
                 budget -= take
         return chunks
 
-    def _admit(self, now: float, budget: int) -> list[tuple[_Req, int, int]]:
+    def _admit(self, now: float, budget: int) -> list[tuple[RequestState, int, int]]:
         chunks = []
         while budget > 0 and len(self._running) < self.profile.max_running:
             r = self._peek()
@@ -288,8 +249,9 @@ class EngineModel:
         headroom = len(self._running) + 1
         return self._available() - self._unprefilled - headroom >= need
 
-    def _prefill_chunk(self, r: _Req, take: int) -> tuple[_Req, int, int]:
-        assert self._make_room(take)
+    def _prefill_chunk(self, r: RequestState, take: int) -> tuple[RequestState, int, int]:
+        room = self._make_room(take)
+        assert room, "admission and _available() guarantee room for a chunk"
         self._alloc(take)
         r.private += take
         self._unprefilled -= take
@@ -306,7 +268,7 @@ class EngineModel:
 
     # -- progress --------------------------------------------------------------------------
 
-    def _prefill_done(self, r: _Req, events: list[Event], end: float) -> None:
+    def _prefill_done(self, r: RequestState, events: list[Event], end: float) -> None:
         if r.reported_cached is None:
             r.reported_cached = r.cached
             self._c["prompt"] += len(r.req.tokens)
@@ -317,7 +279,7 @@ class EngineModel:
         else:
             self._emit(r, events, end)
 
-    def _emit(self, r: _Req, events: list[Event], end: float) -> None:
+    def _emit(self, r: RequestState, events: list[Event], end: float) -> None:
         token = r.next_token()
         r.out.append(token)
         self._c["generated"] += 1
@@ -326,7 +288,7 @@ class EngineModel:
         if len(r.out) >= r.target:
             self._finish(r, events, end)
 
-    def _finish(self, r: _Req, events: list[Event], end: float) -> None:
+    def _finish(self, r: RequestState, events: list[Event], end: float) -> None:
         req = r.req
         # The last sampled token has no KV yet (it was never fed back), as in SGLang.
         kv = tuple(req.tokens) + tuple(r.out[:-1])
@@ -349,7 +311,7 @@ class EngineModel:
             Finished(req.rid, "stop" if stop else "length", len(req.tokens), cached, len(r.out))
         )
 
-    def _preempt(self, r: _Req, events: list[Event]) -> None:
+    def _preempt(self, r: RequestState, events: list[Event]) -> None:
         recomputed = r.private
         self._release(r)
         self._c["preempt"] += 1
@@ -357,7 +319,7 @@ class EngineModel:
         self._enqueue(r)
         events.append(Preempted(r.req.rid, recomputed))
 
-    def _release(self, r: _Req) -> None:
+    def _release(self, r: RequestState) -> None:
         self._free_private(r)
         self._unprefilled -= len(r.seq) - r.computed
         if r.node is not None:
@@ -366,17 +328,17 @@ class EngineModel:
         self._running.remove(r)
         r.running = False
 
-    def _victim(self) -> _Req:
+    def _victim(self) -> RequestState:
         if self.priority_scheduling:
             return min(self._running, key=lambda r: (r.req.priority, -r.req.arrival, -r.order))
         return max(self._running, key=lambda r: (r.req.arrival, r.order))
 
     # -- queue and pool --------------------------------------------------------------------
 
-    def _enqueue(self, r: _Req) -> None:
+    def _enqueue(self, r: RequestState) -> None:
         heapq.heappush(self._queue, (r.key, r.order, r))
 
-    def _peek(self) -> _Req | None:
+    def _peek(self) -> RequestState | None:
         while self._queue:
             r = self._queue[0][2]
             if self._live.get(r.req.rid) is r and not r.running:
@@ -400,11 +362,11 @@ class EngineModel:
         self._private += n
         assert self.used_tokens <= self.capacity, (self.used_tokens, self.capacity)
 
-    def _alloc_each(self, reqs: list[_Req]) -> None:
+    def _alloc_each(self, reqs: list[RequestState]) -> None:
         for r in reqs:
             r.private += 1
         self._alloc(len(reqs))
 
-    def _free_private(self, r: _Req) -> None:
+    def _free_private(self, r: RequestState) -> None:
         self._private -= r.private
         r.private = 0

@@ -77,7 +77,8 @@ def chat_reply(
     With tools offered (and ``tool_choice`` not ``"none"``) it is one tool call until the
     conversation's tool-round budget is spent, then a final text answer; ``"required"`` and a
     named function always call. Never more than ``max_tokens`` tokens; ``ignore_eos`` makes a
-    text answer exactly ``max_tokens`` long. Raises ValueError for a named tool not offered.
+    text answer exactly ``max_tokens`` long (a tool call still ends after the call). Raises
+    ValueError for a named tool that is not offered.
     """
     rng = random.Random(_digest(messages))
     tool = _pick_tool(messages, tools or (), tool_choice, rng)

@@ -83,20 +83,22 @@ def _param(body: Any, loc: tuple[int | str, ...]) -> str | None:
     """The dotted path of the offending field, without pydantic's union-branch names."""
     path: list[str] = []
     for part in loc:
-        if (isinstance(body, dict) and part in body) or (
-            isinstance(body, list) and isinstance(part, int) and part < len(body)
-        ):
-            body = body[part]
-        elif not path or isinstance(body, dict):
-            path.append(str(part))  # a missing field: name it, then stop
+        child = _child(body, part)
+        if child is _MISSING:
+            if not path or isinstance(body, dict):
+                path.append(str(part))  # a missing field: name it, then stop
             break
-        else:
-            break
+        body = child
         path.append(str(part))
     return ".".join(path) or None
 
 
-def _has(value: Any, part: int | str) -> bool:
+_MISSING = object()
+
+
+def _child(value: Any, part: int | str) -> Any:
     if isinstance(value, dict):
-        return part in value
-    return isinstance(value, list) and isinstance(part, int) and part < len(value)
+        return value.get(part, _MISSING)
+    if isinstance(value, list) and isinstance(part, int) and part < len(value):
+        return value[part]
+    return _MISSING

@@ -1,6 +1,7 @@
 """SGLang-native API of the embedded engine over loopback HTTP."""
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -50,7 +51,7 @@ async def test_generate_stream_is_cumulative_sglang_framing(client):
     chunks = await sse_chunks(resp)
     assert len(chunks) == 5
     assert [len(c["output_ids"]) for c in chunks] == [1, 2, 3, 4, 5]
-    assert all(b["text"].startswith(a["text"]) for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(b["text"].startswith(a["text"]) for a, b in itertools.pairwise(chunks))
     assert [c["meta_info"]["finish_reason"] for c in chunks[:-1]] == [None] * 4
     assert chunks[-1]["meta_info"]["finish_reason"] == {"type": "length", "length": 5}
 
@@ -192,7 +193,7 @@ async def test_info_health_and_metrics(client, aiohttp_client, make_app):
 
 
 def test_settings_and_profiles_fail_early():
-    with pytest.raises(UnknownProfileError, match="llama-3.1-8b-h100"):
+    with pytest.raises(UnknownProfileError, match=r"llama-3\.1-8b-h100"):
         create_engine_app(EngineSettings(profile="nope"))
     with pytest.raises(ValueError):
         EngineSettings(time_scale=0)

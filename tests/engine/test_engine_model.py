@@ -77,7 +77,7 @@ def test_prefill_only_warms_the_cache():
     assert not [e for _, e in log if isinstance(e, TokenOut)]
     done = finished(log)["warm"]
     assert (done.completion_tokens, done.finish_reason) == (0, "length")
-    model.submit(GenRequest("use", list(range(2000)) + [1], 1, now), now)
+    model.submit(GenRequest("use", [*range(2000), 1], 1, now), now)
     log, _ = run(model, now)
     assert finished(log)["use"].cached_tokens == 2000
 

@@ -1,0 +1,1 @@
+"""Benchmarks of whole agent programs: traces, workloads, the simulator, live replay."""
