@@ -61,11 +61,21 @@ class HttpBackend:
         )
 
     async def send(self, request: UpstreamRequest) -> HttpResponse:
+        try:
+            return await self._send(request)
+        except aiohttp.ServerDisconnectedError:
+            # A pooled keep-alive connection the engine had closed (it restarted, or died):
+            # try once more on a fresh connection, which tells a dead engine from a live one.
+            return await self._send(request)
+
+    async def _send(self, request: UpstreamRequest) -> HttpResponse:
         url = self.base_url + request.path
         try:
             response = await self._session.request(
                 request.method, url, headers=dict(request.headers), data=request.body
             )
+        except aiohttp.ServerDisconnectedError:
+            raise
         except aiohttp.ClientConnectorError as exc:
             raise BackendUnavailable(f"engine at {self.base_url} is unreachable: {exc}") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:

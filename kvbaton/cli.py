@@ -1,4 +1,4 @@
-"""The ``kvbaton`` command: serve, engine, demo."""
+"""The ``kvbaton`` command: serve, engine, demo, bench, trace."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -64,6 +65,31 @@ def _demo_parser(sub: Any) -> None:
     p.add_argument("--policies", default="baseline,program-fcfs")
 
 
+def _bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="run policies side by side on an agent-program trace")
+    p.add_argument("--trace", required=True, type=Path, help="trace file (JSON Lines, format v1)")
+    p.add_argument("--policies", help="comma-separated (default: every available policy)")
+    p.add_argument("--engine", default="sim", help="'sim' (default) or an engine URL to replay on")
+    p.add_argument("--profile", help="engine cost profile (default llama-3.1-8b-h100)")
+    p.add_argument("--kv-tokens", type=int, help="override the engine's KV capacity in tokens")
+    p.add_argument("--rate-scale", type=float, default=1.0, help="multiply arrival rates")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, dest="json_out", help="write the results JSON here")
+    p.add_argument("--plot", type=Path, help="write a JCT-vs-load PNG here (with --sweep)")
+    p.add_argument("--sweep", help="comma-separated rate scales, e.g. 0.5,1,2,4")
+
+
+def _trace_parser(sub: Any) -> None:
+    p = sub.add_parser("trace", help="agent-program traces")
+    trace_sub = p.add_subparsers(dest="trace_command", required=True)
+    gen = trace_sub.add_parser("gen", help="generate a workload trace")
+    gen.add_argument("kind", help="swe, bfcl, chat, multiagent or tree")
+    gen.add_argument("--programs", type=int, default=100)
+    gen.add_argument("--rate", type=float, default=0.5, help="program arrivals per second")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("-o", "--output", type=Path, required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kvbaton", description="Program-level serving middleware for LLM agents."
@@ -74,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _engine_parser(sub)
     _demo_parser(sub)
+    _bench_parser(sub)
+    _trace_parser(sub)
     return parser
 
 
@@ -103,6 +131,42 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(programs=args.programs, seed=args.seed, policies=args.policies.split(","))
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kvbaton.middleware.bench.runner import run_bench
+
+    run_bench(
+        args.trace,
+        policies=args.policies.split(",") if args.policies else None,
+        engine=args.engine,
+        profile=args.profile,
+        kv_tokens=args.kv_tokens,
+        rate_scale=args.rate_scale,
+        seed=args.seed,
+        json_out=args.json_out,
+        plot=args.plot,
+        sweep=[float(x) for x in args.sweep.split(",")] if args.sweep else None,
+        console=Console(),
+    )
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from kvbaton.middleware.bench.trace import dump_trace
+    from kvbaton.middleware.bench.workloads import describe, generate
+
+    programs = generate(args.kind, programs=args.programs, rate=args.rate, seed=args.seed)
+    dump_trace(programs, args.output)
+    stats = describe(programs)
+    calls = sum(len(p.calls) for p in programs)
+    print(
+        f"wrote {len(programs)} {args.kind} programs ({calls} calls) to {args.output}; "
+        f"turns {stats.get('turns_mean', 0):.1f}, tokens/program {stats.get('tokens_mean', 0):,.0f}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -113,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_engine(args))
         elif args.command == "demo":
             return _demo(args)
-    except (ValidationError, ValueError) as exc:
+        elif args.command == "bench":
+            return _bench(args)
+        elif args.command == "trace":
+            return _trace(args)
+    except (ValidationError, ValueError, RuntimeError) as exc:
         print(f"kvbaton {args.command}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

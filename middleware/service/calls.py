@@ -184,9 +184,15 @@ async def _relay_stream(
     response.content_type = _content_type(upstream)
     await response.prepare(request)
     summary = StreamSummary()
-    async for chunk in upstream.chunks():
-        summary.feed(chunk)
-        await response.write(chunk)
+    try:
+        async for chunk in upstream.chunks():
+            summary.feed(chunk)
+            await response.write(chunk)
+    except BackendError:
+        # The status line is sent: the only way to tell the client is to break off the stream.
+        if request.transport is not None:
+            request.transport.close()
+        raise
     await response.write_eof()
     summary.close()
     _account(service, ticket, summary.tokens, summary.tool_calls)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -146,3 +152,61 @@ async def test_dead_engine_gets_503_then_recovers() -> None:
         async with http.get(proxy + "/kvbaton/v1/programs") as r:
             stats = (await r.json())["stats"]
         assert (stats["queued"], stats["inflight"]) == (0, 0)
+
+
+@contextlib.contextmanager
+def engine_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The embedded engine in its own process, so that a test can kill it outright."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "kvbaton", "engine", "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, "engine did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+async def _after_kill(proxy: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(proxy + "/kvbaton/v1/programs") as r:
+        stats = (await r.json())["stats"]
+    assert (stats["queued"], stats["inflight"]) == (0, 0)
+    async with http.post(proxy + CHAT, json=GOOD) as r:  # the engine stays dead
+        assert r.status == 503
+
+
+async def test_engine_killed_mid_request_gets_502_and_frees_the_slot() -> None:
+    with engine_process("--time-scale", "20") as (url, engine):
+        settings = ProxySettings(port=0, backend=url)
+        async with running_proxy(settings) as (proxy, _), aiohttp.ClientSession() as http:
+            pending = asyncio.create_task(http.post(proxy + CHAT, json={**GOOD, "max_tokens": 300}))
+            await asyncio.sleep(0.5)  # the request is at the engine
+            engine.kill()
+            async with await pending as r:
+                # 503 once the proxy finds the engine gone; 502 had it answered in part
+                assert r.status in (502, 503)
+                assert (await r.json())["error"]["type"] == "upstream_error"
+            await _after_kill(proxy, http)
+
+
+async def test_stream_broken_by_killed_engine_is_broken_off_and_frees_the_slot() -> None:
+    with engine_process("--time-scale", "20") as (url, engine):
+        settings = ProxySettings(port=0, backend=url)
+        async with running_proxy(settings) as (proxy, _), aiohttp.ClientSession() as http:
+            body = {**GOOD, "max_tokens": 300, "stream": True}
+            async with http.post(proxy + CHAT, json=body) as r:
+                assert r.status == 200
+                await r.content.readline()
+                engine.kill()
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await r.read()  # the proxy cannot finish the stream, so it breaks it off
+            await _after_kill(proxy, http)
