@@ -26,7 +26,10 @@ _SERVE_FLAGS = (
     "host", "port", "backend", "engine_kind", "engine_priority", "policy", "max_inflight",
     "engine_profile", "engine_kv_tokens", "engine_time_scale",
 )  # fmt: skip
-_ENGINE_FLAGS = ("host", "port", "profile", "kv_tokens", "max_running", "time_scale", "model_name")
+_ENGINE_FLAGS = (
+    "host", "port", "profile", "kv_tokens", "max_running", "time_scale", "model_name",
+    "radix_eviction_policy",
+)  # fmt: skip
 
 
 def _serve_parser(sub: Any) -> None:
@@ -56,6 +59,11 @@ def _engine_parser(sub: Any) -> None:
     p.add_argument("--max-running", type=int, help="requests batched at once")
     p.add_argument("--time-scale", type=float, help="real seconds per model second")
     p.add_argument("--model-name", help="model name served (default kvbaton-tiny)")
+    p.add_argument(
+        "--radix-eviction-policy",
+        choices=["lru", "priority"],
+        help="cache eviction order, as SGLang's flag (default lru)",
+    )
 
 
 def _demo_parser(sub: Any) -> None:
@@ -147,7 +155,8 @@ def _bench(args: argparse.Namespace) -> int:
         json_out=args.json_out,
         plot=args.plot,
         sweep=[float(x) for x in args.sweep.split(",")] if args.sweep else None,
-        console=Console(),
+        # Piped output gets rich's 80 columns, too narrow for the table.
+        console=Console() if sys.stdout.isatty() else Console(width=180),
     )
     return 0
 

@@ -44,6 +44,7 @@ def create_engine_app(settings: EngineSettings | None = None) -> web.Application
         kv_tokens=settings.kv_tokens,
         max_running=settings.max_running,
         priority_scheduling=settings.priority_scheduling,
+        priority_eviction=settings.radix_eviction_policy == "priority",
     )
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings

@@ -62,7 +62,7 @@ async def server_info(request: web.Request) -> web.Response:
             "page_size": profile.page_size,
             "schedule_policy": "fcfs",
             "enable_priority_scheduling": model.priority_scheduling,
-            "radix_eviction_policy": "priority",
+            "radix_eviction_policy": "priority" if model.priority_eviction else "lru",
             "time_scale": settings.time_scale,
             "internal_states": [_load(request, stats)],
         }

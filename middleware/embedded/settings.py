@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,3 +29,4 @@ class EngineSettings(BaseSettings):
     time_scale: float = Field(1.0, gt=0)
     model_name: str = "kvbaton-tiny"
     priority_scheduling: bool = True
+    radix_eviction_policy: Literal["lru", "priority"] = "lru"

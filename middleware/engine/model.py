@@ -46,7 +46,11 @@ class EngineModel:
 
     ``priority_scheduling``: order the waiting queue by higher ``priority`` first, ties by
     arrival (SGLang ``--enable-priority-scheduling``), and preempt the lowest priority first;
-    otherwise FCFS and preempt the latest arrival. ``token_events=False`` skips `TokenOut`
+    otherwise FCFS and preempt the latest arrival. ``priority_eviction``: the cache evicts
+    lowest priority first, then least recently used (SGLang ``--radix-eviction-policy
+    priority``); off, it evicts by LRU alone, SGLang's default. It is off by default because a
+    node's priority never decays: with ever-growing program ranks as priorities, live programs
+    would lose their cache before finished ones. ``token_events=False`` skips `TokenOut`
     events (a simulator that only needs timings saves the allocations).
     """
 
@@ -57,11 +61,13 @@ class EngineModel:
         kv_tokens: int | None = None,
         max_running: int | None = None,
         priority_scheduling: bool = True,
+        priority_eviction: bool = False,
         token_events: bool = True,
     ) -> None:
         self.profile = profile.with_overrides(kv_tokens=kv_tokens, max_running=max_running)
         self.capacity = self.profile.kv_tokens
         self.priority_scheduling = priority_scheduling
+        self.priority_eviction = priority_eviction
         self.token_events = token_events
         self.cache = RadixCache()
         self._live: dict[str, RequestState] = {}
@@ -168,6 +174,9 @@ class EngineModel:
         prefill = sum(t for _, t, _ in chunks)
         return Step(duration, tuple(events), prefill, len(decoders))
 
+    def _cache_priority(self, req: GenRequest) -> int:
+        return req.priority if self.priority_eviction else 0
+
     def stats(self) -> EngineStats:
         """Counters and gauges, in tokens and requests."""
         c = self.cache
@@ -231,7 +240,7 @@ class EngineModel:
                 break
             seq = tuple(r.req.tokens) + tuple(r.out)
             # The last token is always computed: its logits sample the next token.
-            matched, node = self.cache.match(seq[:-1], now, r.req.priority)
+            matched, node = self.cache.match(seq[:-1], now, self._cache_priority(r.req))
             self.cache.lock(node)
             if not self._fits(len(seq) - matched):
                 self.cache.unlock(node)
@@ -295,7 +304,7 @@ class EngineModel:
         assert len(kv) == r.cached + r.private, (len(kv), r.cached, r.private)
         node = r.node
         self._free_private(r)
-        self.cache.insert(kv, end, req.priority)
+        self.cache.insert(kv, end, self._cache_priority(req))
         if req.hold_key is not None:
             self.cache.hold(req.hold_key, kv, end + req.hold_ttl_s)
         if node is not None:
