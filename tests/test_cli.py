@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +142,39 @@ def test_demo_prints_both_policies_side_by_side() -> None:
     for row in by_policy.values():
         programs, calls, jct_mean = int(row[1]), int(row[2]), float(row[3])
         assert programs == 2 and calls >= 2 and jct_mean > 0
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvbaton", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_trace_gen_then_bench_writes_the_results_format(tmp_path: Path) -> None:
+    trace, out = tmp_path / "swe.jsonl", tmp_path / "results.json"
+    gen = _run("trace", "gen", "swe", "--programs", "12", "--rate", "2", "-o", str(trace))
+    assert gen.returncode == 0, gen.stderr
+    assert "wrote 12 swe programs" in gen.stdout
+    bench = _run("bench", "--trace", str(trace), "--json", str(out))
+    assert bench.returncode == 0, bench.stderr
+    assert "lower bound" in bench.stdout
+    results = json.loads(out.read_text())
+    assert set(results["policies"]) == {"baseline", "program-fcfs"}
+    assert results["policies"]["baseline"]["programs"] == 12
+    assert results["lower_bound"]["jct_mean_s"] > 0
+
+
+def test_bench_rejects_a_broken_trace_by_line_and_field(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.jsonl"
+    trace.write_text('{"id": "p", "arrival": 0, "calls": [{"id": "c", "agent": "a"}]}\n')
+    bench = _run("bench", "--trace", str(trace))
+    assert bench.returncode == 2
+    assert "line 1: calls.0.input_tokens" in bench.stderr
+
+
+def test_bench_unknown_policy_lists_available(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    assert _run("trace", "gen", "tree", "--programs", "2", "-o", str(trace)).returncode == 0
+    bench = _run("bench", "--trace", str(trace), "--policies", "baseline,magic")
+    assert bench.returncode == 2
+    assert "unknown policy magic; available: baseline, program-fcfs" in bench.stderr
