@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ..engine import EngineModel, load_profile
 from .errors import error_middleware
+from .holds import add_hold_routes
 from .info import add_info_routes
 from .keys import METRICS, RUNNER, SESSIONS, SETTINGS
 from .metrics import EngineMetrics
@@ -66,6 +67,7 @@ def create_engine_app(settings: EngineSettings | None = None) -> web.Application
 
     app.cleanup_ctx.append(runner_ctx)
     add_native_routes(app)
+    add_hold_routes(app)
     add_info_routes(app)
     add_openai_routes(app)
     return app

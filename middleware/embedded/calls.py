@@ -15,8 +15,17 @@ from ..engine import Event, Finished, GenRequest, PrefillDone, Reply, TokenOut
 from ..engine.events import FinishReason
 from .errors import ApiError
 from .keys import METRICS, RUNNER
+from .wire import HoldParams
 
-__all__ = ["Call", "Tally", "aborting_on_error", "follow_call", "run_call", "submit_call"]
+__all__ = [
+    "Call",
+    "Tally",
+    "aborting_on_error",
+    "follow_call",
+    "hold_of",
+    "run_call",
+    "submit_call",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,13 @@ class Tally:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
         }
+
+
+def hold_of(request: web.Request, params: HoldParams | None) -> tuple[str | None, float]:
+    """A request's ``kvbaton_hold`` as the model's (key, TTL in model seconds)."""
+    if params is None:
+        return None, math.inf
+    return params.key, request.app[RUNNER].model_seconds(params.ttl_s)
 
 
 def submit_call(request: web.Request, call: Call) -> asyncio.Queue[Event]:

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import Finished, TokenOut, text_reply, tokens
-from .calls import Call, Tally, aborting_on_error, follow_call, run_call, submit_call
+from .calls import Call, Tally, aborting_on_error, follow_call, hold_of, run_call, submit_call
 from .errors import ApiError, read_json_object
 from .keys import RUNNER, SESSIONS
 from .sessions import Session, hold_key
@@ -53,7 +53,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     rid = body.rid or uuid.uuid4().hex
     session = _session(request, body)
     if session is None:
-        call = Call(rid, new_ids, reply, max_new, body.priority or 0)
+        hold = hold_of(request, body.kvbaton_hold)
+        call = Call(rid, new_ids, reply, max_new, body.priority or 0, *hold)
     else:
         ttl = request.app[RUNNER].model_seconds(session.timeout_s or math.inf)
         prompt = [*session.tokens, *new_ids]

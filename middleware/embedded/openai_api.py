@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..engine import Reply, TokenOut, chat_reply, text_reply, tokens
 from ..engine.events import Finished, FinishReason
-from .calls import Call, Tally, aborting_on_error, follow_call, run_call, submit_call
+from .calls import Call, Tally, aborting_on_error, follow_call, hold_of, run_call, submit_call
 from .deltas import ChatDeltas
 from .errors import ApiError, read_json_object
 from .keys import SETTINGS
@@ -59,7 +59,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise ApiError(str(exc), param="tool_choice") from None
     prompt = tokens.encode(tokens.render_chat(messages, tools))
     rid = body.rid or f"chatcmpl-{uuid.uuid4().hex}"
-    call = Call(rid, prompt, reply, _max_new(body.token_limit, reply), body.priority or 0)
+    max_new = _max_new(body.token_limit, reply)
+    call = Call(
+        rid, prompt, reply, max_new, body.priority or 0, *hold_of(request, body.kvbaton_hold)
+    )
     if body.stream:
         usage = body.stream_options is not None and body.stream_options.include_usage
         return await _stream_chat(request, call, usage)
@@ -132,7 +135,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     ids = tokens.encode(prompt) if isinstance(prompt, str) else prompt
     reply = text_reply(prompt, body.max_tokens, body.ignore_eos, body.stops)
     rid = body.rid or f"cmpl-{uuid.uuid4().hex}"
-    call = Call(rid, ids, reply, _max_new(body.max_tokens, reply), body.priority or 0)
+    max_new = _max_new(body.max_tokens, reply)
+    call = Call(rid, ids, reply, max_new, body.priority or 0, *hold_of(request, body.kvbaton_hold))
     if body.stream:
         usage = body.stream_options is not None and body.stream_options.include_usage
         return await _stream_completion(request, call, usage)

@@ -111,6 +111,12 @@ class EngineRunner:
         self._wake.set()
         return held
 
+    def retime(self, key: str, ttl_s: float) -> int:
+        """Keep hold ``key`` for ``ttl_s`` model seconds from now; returns tokens (0: none)."""
+        held = self.model.retime(key, self.now() + ttl_s)
+        self._wake.set()  # the runner sleeps until the next expiry
+        return held
+
     def release(self, key: str) -> bool:
         released = self.model.release(key)
         self._wake.set()  # a waiting request may fit now

@@ -17,6 +17,9 @@ __all__ = [
     "CloseSessionRequest",
     "CompletionRequest",
     "GenerateRequest",
+    "HoldParams",
+    "HoldRelease",
+    "HoldUpdate",
     "NamedToolChoice",
     "OpenSessionRequest",
     "SamplingParams",
@@ -78,6 +81,23 @@ class NamedToolChoice(BaseModel):
     function: _FunctionName
 
 
+class HoldParams(_Body):
+    """kvbaton's native pin: keep this request's prompt + output cached under ``key`` for
+    ``ttl_s`` real seconds after it finishes (pinned atomically at finish)."""
+
+    key: str = Field(min_length=1)
+    ttl_s: float = Field(gt=0)
+
+
+class HoldUpdate(_Body):
+    key: str = Field(min_length=1)
+    ttl_s: float = Field(ge=0)
+
+
+class HoldRelease(_Body):
+    key: str = Field(min_length=1)
+
+
 class StreamOptions(_Body):
     include_usage: bool = False
 
@@ -93,6 +113,7 @@ class _OpenAIRequest(_Body):
     ignore_eos: bool = False
     priority: int | None = None
     rid: str | None = None
+    kvbaton_hold: HoldParams | None = None
 
     @model_validator(mode="after")
     def _one_choice(self) -> _OpenAIRequest:
@@ -179,6 +200,7 @@ class GenerateRequest(_Body):
     rid: str | None = None
     priority: int | None = None
     session_params: SessionParams | None = None
+    kvbaton_hold: HoldParams | None = None
     return_logprob: bool = False
     logprob_start_len: int = -1
     top_logprobs_num: int = 0

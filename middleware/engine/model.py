@@ -122,6 +122,10 @@ class EngineModel:
         """Pin the cached prefix of ``tokens`` until ``until``; returns tokens held."""
         return self.cache.hold(key, tokens, until)
 
+    def retime(self, key: str, until: float) -> int:
+        """Move the expiry of hold ``key`` to ``until``; returns its tokens (0: not held)."""
+        return self.cache.retime(key, until)
+
     def release(self, key: str) -> bool:
         """Unpin ``key``; False if it was not held."""
         return self.cache.release(key)

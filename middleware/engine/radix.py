@@ -197,6 +197,16 @@ class RadixCache:
             self.unlock(old.node, held=True)
         return matched
 
+    def retime(self, key: str, until: float) -> int:
+        """Move hold ``key``'s expiry to ``until``; returns its tokens (0: no such hold)."""
+        old = self._holds.get(key)
+        if old is None:
+            return 0
+        hold = _Hold(old.node, old.tokens, until)
+        self._holds[key] = hold
+        heapq.heappush(self._deadlines, (until, next(self._seq), key, hold))
+        return hold.tokens
+
     def release(self, key: str) -> bool:
         """Drop the hold ``key``; False if there was none."""
         hold = self._holds.pop(key, None)
