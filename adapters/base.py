@@ -23,6 +23,9 @@ class Capabilities:
     higher_first: bool = True  # convention of that field (SGLang: higher first)
     native_generate: bool = False  # serves SGLang's /generate and friends
     abort_endpoint: bool = False  # POST /abort_request {rid} (SGLang)
+    native_pins: bool = (
+        False  # kvbaton's pin API (the embedded engine): kvbaton_hold + /kvbaton/v1/hold
+    )
     max_running: int | None = None  # requests the engine batches at once, if known
     kv_tokens: int | None = None  # KV cache capacity, if known
 
@@ -68,5 +71,16 @@ class Backend(Protocol):
     async def abort(self, rid: str) -> None:
         """Abort request ``rid`` at the engine, where it has an endpoint for that."""
         ...
+
+    def hold_at_finish(self, body: dict[str, Any], key: str, grace_s: float) -> None:
+        """Ask the engine to pin this request's prompt + output under ``key`` for ``grace_s``
+        seconds when it finishes, until the proxy re-times or releases the pin."""
+        ...
+
+    async def retime_pin(self, key: str, ttl_s: float) -> int:
+        """Keep pin ``key`` for ``ttl_s`` seconds from now; returns tokens held (0: none)."""
+        ...
+
+    async def release_pin(self, key: str) -> None: ...
 
     async def aclose(self) -> None: ...

@@ -47,6 +47,7 @@ def capabilities_from_server_info(info: Any, priority: PriorityMode = "auto") ->
         higher_first=not low_first,
         native_generate=True,
         abort_endpoint=True,
+        native_pins=embedded,
         max_running=_int(_find(info, "max_running_requests")),
         kv_tokens=_int(_find(info, "max_total_num_tokens")),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from kvbaton.adapters.base import Capabilities, UpstreamRequest
 from kvbaton.adapters.errors import BackendError, BackendTimeout, BackendUnavailable
@@ -52,6 +54,7 @@ class HttpBackend:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.capabilities = capabilities
+        self._connect_timeout_s = connect_timeout_s
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s
         )
@@ -63,25 +66,41 @@ class HttpBackend:
     async def send(self, request: UpstreamRequest) -> HttpResponse:
         try:
             return await self._send(request)
-        except aiohttp.ServerDisconnectedError:
-            # A pooled keep-alive connection the engine had closed (it restarted, or died):
-            # try once more on a fresh connection, which tells a dead engine from a live one.
-            return await self._send(request)
-
-    async def _send(self, request: UpstreamRequest) -> HttpResponse:
-        url = self.base_url + request.path
-        try:
-            response = await self._session.request(
-                request.method, url, headers=dict(request.headers), data=request.body
-            )
-        except aiohttp.ServerDisconnectedError:
-            raise
         except aiohttp.ClientConnectorError as exc:
             raise BackendUnavailable(f"engine at {self.base_url} is unreachable: {exc}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # Most often a pooled keep-alive connection the engine had closed: it restarted,
+            # or died. A fresh connection tells which; only a live engine gets a second try.
+            if not await self._reachable():
+                raise BackendUnavailable(f"engine at {self.base_url} went away") from exc
+            try:
+                return await self._send(request)
+            except (TimeoutError, aiohttp.ClientError) as again:
+                raise BackendError(f"engine at {self.base_url} failed: {again!r}") from again
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise BackendTimeout(f"engine at {self.base_url} did not answer in time") from exc
         except aiohttp.ClientError as exc:
             raise BackendError(f"engine at {self.base_url} failed: {exc}") from exc
+
+    async def _reachable(self) -> bool:
+        url = URL(self.base_url)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.host, url.port), self._connect_timeout_s
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    async def _send(self, request: UpstreamRequest) -> HttpResponse:
+        response = await self._session.request(
+            request.method,
+            self.base_url + request.path,
+            headers=dict(request.headers),
+            data=request.body,
+        )
         return HttpResponse(response)
 
     def set_priority(self, body: dict[str, Any], rank: int) -> None:
@@ -98,6 +117,30 @@ class HttpBackend:
                 await response.read()
         except (TimeoutError, aiohttp.ClientError):
             pass  # best effort: the closed connection aborts it too
+
+    def hold_at_finish(self, body: dict[str, Any], key: str, grace_s: float) -> None:
+        if self.capabilities.native_pins:
+            body["kvbaton_hold"] = {"key": key, "ttl_s": grace_s}
+
+    async def retime_pin(self, key: str, ttl_s: float) -> int:
+        if not self.capabilities.native_pins:
+            return 0
+        reply = await self._post_json("/kvbaton/v1/hold", {"key": key, "ttl_s": ttl_s})
+        held = reply.get("held_tokens", 0) if isinstance(reply, dict) else 0
+        return held if isinstance(held, int) else 0
+
+    async def release_pin(self, key: str) -> None:
+        if self.capabilities.native_pins:
+            await self._post_json("/kvbaton/v1/release", {"key": key})
+
+    async def _post_json(self, path: str, body: Any) -> Any:
+        """POST a control call; ``None`` if it failed. A failed control call is not an error for
+        any request: a pin not set costs a cache miss, a pin not dropped expires by itself."""
+        try:
+            async with self._session.post(self.base_url + path, json=body) as response:
+                return await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
 
     async def get_json(self, path: str) -> Any:
         """GET ``path`` and decode JSON; ``None`` if the engine has no such route."""

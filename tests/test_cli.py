@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kvbaton.cli import build_parser
+from kvbaton.middleware.core.policies import POLICIES
 from kvbaton.middleware.settings import ProxySettings
 
 
@@ -159,7 +160,7 @@ def test_trace_gen_then_bench_writes_the_results_format(tmp_path: Path) -> None:
     assert bench.returncode == 0, bench.stderr
     assert "lower bound" in bench.stdout
     results = json.loads(out.read_text())
-    assert set(results["policies"]) == {"baseline", "program-fcfs"}
+    assert set(results["policies"]) == set(POLICIES)
     assert results["policies"]["baseline"]["programs"] == 12
     assert results["lower_bound"]["jct_mean_s"] > 0
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from kvbaton.middleware.core.graph import ToolPause
 
-__all__ = ["Action", "Dispatch", "PauseObserved", "ProgramExpired"]
+__all__ = ["Action", "Dispatch", "PauseObserved", "Pin", "ProgramExpired", "Unpin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class Dispatch:
 
     call_id: str
     rank: int | None = None
+    hold_key: str | None = None  # pin this call's KV at finish under this key (retention on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +44,22 @@ class PauseObserved:
     pause: ToolPause
 
 
-Action = Dispatch | ProgramExpired | PauseObserved
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """Keep program ``key``'s KV (the prompt and output of its last call) for ``ttl_s``
+    seconds from now: its tool is expected back within that time."""
+
+    key: str
+    ttl_s: float
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unpin:
+    """Release program ``key``'s pinned KV (``reason``: consumed, expired, displaced, ...)."""
+
+    key: str
+    reason: str
+
+
+Action = Dispatch | ProgramExpired | PauseObserved | Pin | Unpin

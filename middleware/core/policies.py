@@ -27,6 +27,8 @@ class Policy:
 class PolicyName(StrEnum):
     BASELINE = "baseline"
     PROGRAM_FCFS = "program-fcfs"
+    AUTELLIX = "autellix"
+    KVBATON = "kvbaton"
 
 
 def _baseline() -> Policy:
@@ -47,9 +49,33 @@ def _program_fcfs() -> Policy:
     )
 
 
+def _autellix() -> Policy:
+    # ATLAS equals PLAS on chains (each call the child of the last), so one strategy covers
+    # single-threaded and DAG programs alike.
+    return Policy(
+        PolicyName.AUTELLIX,
+        make_priority("atlas"),
+        admission=True,
+        description="Autellix: ATLAS service levels (discretised MLFQ, anti-starvation), "
+        "the level passed on as engine priority",
+    )
+
+
+def _kvbaton() -> Policy:
+    return Policy(
+        PolicyName.KVBATON,
+        make_priority("program-srpt"),
+        admission=True,
+        description="shortest predicted remaining program work first, with aging, EDF for "
+        "feasible deadlines and weighted fair shares between tenants",
+    )
+
+
 POLICIES: dict[str, Callable[[], Policy]] = {
     PolicyName.BASELINE: _baseline,
     PolicyName.PROGRAM_FCFS: _program_fcfs,
+    PolicyName.AUTELLIX: _autellix,
+    PolicyName.KVBATON: _kvbaton,
 }
 
 

@@ -8,6 +8,7 @@ method is synchronous, each one is atomic on the driver's event loop: no locks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
@@ -58,7 +59,7 @@ class Scheduler:
         self.programs = ProgramTable(
             capacity=self.config.programs_capacity, idle_ttl_s=self.config.idle_ttl_s
         )
-        self._queue = CallQueue()
+        self._queue = CallQueue(policy.priority.shares)
         self._calls: dict[str, _Running] = {}
         self._inflight = 0
         self._seq = 0
@@ -77,7 +78,11 @@ class Scheduler:
         self._submitted += 1
         self._calls[spec.call_id] = _Running(call, self._graph_node(program, spec))
         program.queued += 1
-        self._queue.push(call, self.policy.priority.key(call, program, now))
+        priority = self.policy.priority
+        priority.queued(call, program, now)
+        self._queue.push(
+            call, priority.key(call, program, now), priority.wake_at(call, program, now)
+        )
         actions += self._fill(now)
         program.refresh_status()
         return actions
@@ -92,6 +97,7 @@ class Scheduler:
         program = self.programs.touch(running.call.spec.program_id, now)
         program.inflight -= 1
         self._account(program, running, outcome, now)
+        self._ended(running, program, now)
         actions = self._fill(now)
         program.refresh_status()
         return actions
@@ -109,18 +115,24 @@ class Scheduler:
         else:
             self._inflight -= 1
             program.inflight -= 1
+        self._ended(running, program, now)
         program.graph.update_node(running.node, status="cancelled", finished_at=now)
         actions = self._fill(now)
         program.refresh_status()
         return actions
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: expire idle programs."""
-        return [ProgramExpired(pid) for pid in self.programs.expire(now)]
+        """Time passed: re-key calls whose priority changed with time; expire idle programs."""
+        self._rekey(self._queue.due(now), now)
+        expired = self.programs.expire(now)
+        for program_id in expired:
+            self.policy.priority.forget(program_id)
+        return [ProgramExpired(pid) for pid in expired]
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (``None``: nothing is scheduled)."""
-        return self.programs.next_expiry()
+        times = (self.programs.next_expiry(), self._queue.next_wake())
+        return min((t for t in times if t is not None), default=None)
 
     # -- views ------------------------------------------------------------------------
 
@@ -142,6 +154,9 @@ class Scheduler:
 
     def _fill(self, now: float) -> list[Action]:
         """Dispatch queued calls while the policy and the engine's slots allow."""
+        # Keys that changed with time are brought up to date first, so that every decision
+        # sees them whether or not the driver ticked at their wake-up time.
+        self._rekey(self._queue.due(now), now)
         actions: list[Action] = []
         while self._queue and (
             not self.policy.admission or self._inflight < self.config.max_inflight
@@ -161,7 +176,23 @@ class Scheduler:
         program.inflight += 1
         program.refresh_status()
         program.graph.update_node(running.node, status="running", started_at=now)
-        return Dispatch(call.spec.call_id, self.policy.priority.rank(call, program))
+        self.policy.priority.started(call, program, now)
+        return Dispatch(call.spec.call_id, self.policy.priority.rank(call, program, now))
+
+    def _ended(self, running: _Running, program: ProgramState, now: float) -> None:
+        """Tell the priority strategy; re-key the program's queued calls if it asks to."""
+        started = running.started_at
+        ran_s = None if started is None else now - started
+        if self.policy.priority.ended(running.call, program, ran_s, now):
+            self._rekey(self._queue.of_program(program.program_id), now)
+
+    def _rekey(self, calls: Iterable[QueuedCall], now: float) -> None:
+        priority = self.policy.priority
+        for call in calls:
+            program = self.programs.get(call.spec.program_id)
+            if program is not None:  # always: a program with queued calls never expires
+                key = priority.key(call, program, now)
+                self._queue.rekey(call.spec.call_id, key, priority.wake_at(call, program, now))
 
     def _note_arrival(self, program: ProgramState, spec: CallSpec, now: float) -> list[Action]:
         if program.calls == 0 and program.workflow is None:

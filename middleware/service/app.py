@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
@@ -13,7 +15,7 @@ from kvbaton.adapters.detect import connect
 from kvbaton.middleware.core.policies import make_policy
 from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
 from kvbaton.middleware.protocol.conversation import ContinuationIndex
-from kvbaton.middleware.service.context import SERVICE, Service
+from kvbaton.middleware.service.context import SERVICE, Service, spawn
 from kvbaton.middleware.service.dispatcher import Dispatcher
 from kvbaton.middleware.service.errors import error_middleware
 from kvbaton.middleware.service.metrics import ProxyMetrics
@@ -77,7 +79,8 @@ def _service(
         idle_ttl_s=settings.idle_ttl_s,
     )
     scheduler = Scheduler(make_policy(settings.policy), config)
-    dispatcher = Dispatcher(scheduler, metrics, clock)
+    background: set[asyncio.Task[Any]] = set()
+    dispatcher = Dispatcher(scheduler, metrics, clock, backend, partial(spawn, background))
     metrics.gauge(
         "kvbaton_queue_depth", "calls waiting in the proxy", lambda: scheduler.stats().queued
     )
@@ -91,6 +94,7 @@ def _service(
         metrics=metrics,
         continuation=ContinuationIndex(settings.continuation_capacity),
         clock=clock,
+        background=background,
     )
 
 

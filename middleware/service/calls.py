@@ -44,6 +44,9 @@ __all__ = ["call_handler"]
 # Rough prompt size before the engine has tokenized it; the engine's count replaces it.
 _CHARS_PER_TOKEN = 4
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How long the engine keeps a finished call's KV pinned before the proxy has re-timed or
+# released the pin (it does so as soon as it has read the reply).
+_HOLD_GRACE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -132,6 +135,8 @@ async def _forward(
     body = dict(call.body)
     if ticket.rank is not None:
         backend.set_priority(body, ticket.rank)
+    if ticket.hold_key is not None:
+        backend.hold_at_finish(body, ticket.hold_key, _HOLD_GRACE_S)
     if backend.capabilities.abort_endpoint and call.route in (Route.GENERATE, Route.CHAT):
         body.setdefault("rid", call.spec.call_id)
     upstream = await backend.send(

@@ -15,7 +15,14 @@ from kvbaton.middleware.service.dispatcher import Dispatcher
 from kvbaton.middleware.service.metrics import ProxyMetrics
 from kvbaton.middleware.settings import ProxySettings
 
-__all__ = ["SERVICE", "Service"]
+__all__ = ["SERVICE", "Service", "spawn"]
+
+
+def spawn(tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` in the background, kept in ``tasks`` until done (awaited at shutdown)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 @dataclass(slots=True)
@@ -29,10 +36,7 @@ class Service:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` in the background, kept referenced until done (awaited at shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        spawn(self.background, coro)
 
 
 SERVICE = web.AppKey("service", Service)

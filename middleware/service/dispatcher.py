@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import Any, assert_never
 
-from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
+from kvbaton.adapters.base import Backend
+from kvbaton.middleware.core.actions import (
+    Action,
+    Dispatch,
+    PauseObserved,
+    Pin,
+    ProgramExpired,
+    Unpin,
+)
 from kvbaton.middleware.core.scheduler import Scheduler
 from kvbaton.middleware.core.types import CallOutcome, CallSpec
 from kvbaton.middleware.service.metrics import ProxyMetrics
@@ -28,16 +36,24 @@ class Ticket:
     spec: CallSpec
     rank: int | None
     queued_s: float
+    hold_key: str | None = None
     outcome: CallOutcome = field(default_factory=lambda: CallOutcome(ok=False))
 
 
 class Dispatcher:
     def __init__(
-        self, scheduler: Scheduler, metrics: ProxyMetrics, clock: Callable[[], float]
+        self,
+        scheduler: Scheduler,
+        metrics: ProxyMetrics,
+        clock: Callable[[], float],
+        backend: Backend,
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
     ) -> None:
         self.scheduler = scheduler
         self.metrics = metrics
         self.clock = clock
+        self.backend = backend
+        self._spawn = spawn  # pin control calls run in the background, off the request path
         self._waiting: dict[str, asyncio.Future[Dispatch]] = {}
         self._wake = asyncio.Event()
 
@@ -58,7 +74,7 @@ class Dispatcher:
             self._waiting.pop(spec.call_id, None)
             self._run(self.scheduler.cancel(spec.call_id, self.clock()))
             raise
-        ticket = Ticket(spec, dispatch.rank, self.clock() - arrived)
+        ticket = Ticket(spec, dispatch.rank, self.clock() - arrived, dispatch.hold_key)
         self.metrics.queue_wait_seconds.observe(ticket.queued_s)
         try:
             yield ticket
@@ -81,6 +97,12 @@ class Dispatcher:
                     self.metrics.tool_pause_seconds.observe(pause.duration_s)
                 case ProgramExpired():
                     self.metrics.programs_expired.inc()
+                case Pin(key=key, ttl_s=ttl_s):
+                    self.metrics.pins.labels(event="pinned").inc()
+                    self._spawn(self.backend.retime_pin(key, ttl_s))
+                case Unpin(key=key, reason=reason):
+                    self.metrics.pins.labels(event=reason).inc()
+                    self._spawn(self.backend.release_pin(key))
                 case _:
                     assert_never(action)
         self._wake.set()

@@ -48,6 +48,9 @@ class ProxyMetrics:
         self.client_disconnects = Counter(
             "kvbaton_client_disconnects", "calls whose client went away", registry=r
         )
+        self.pins = Counter(
+            "kvbaton_pins", "KV pins set, and ended by reason", ["event"], registry=r
+        )
         self.programs_expired = Counter(
             "kvbaton_programs_expired", "programs dropped from the table", registry=r
         )

@@ -124,7 +124,10 @@ def test_a_url_engine_replays_baseline_direct_and_others_through_the_proxy(
     monkeypatch.setattr(replay, "replay_trace", fake_replay)
     monkeypatch.setattr(launch, "running_proxy", fake_proxy)
     url = "http://engine:30000"
-    results = run_bench(trace, engine=url, rate_scale=2.0, seed=3, console=quiet())
+    policies = ["baseline", "program-fcfs"]
+    results = run_bench(
+        trace, policies=policies, engine=url, rate_scale=2.0, seed=3, console=quiet()
+    )
     assert seen == [(url, 2.0, 3), ("http://proxy:1", 2.0, 3)]
     assert [(s.backend, s.policy, s.port) for s in proxies] == [(url, "program-fcfs", 0)]
     assert results["engine"] == url
