@@ -23,7 +23,8 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 
 _SERVE_FLAGS = (
-    "host", "port", "backend", "engine_kind", "engine_priority", "policy", "max_inflight",
+    "host", "port", "backend", "engine_kind", "engine_priority", "policy", "retention",
+    "max_inflight",
     "engine_profile", "engine_kv_tokens", "engine_time_scale",
 )  # fmt: skip
 _ENGINE_FLAGS = (
@@ -43,7 +44,13 @@ def _serve_parser(sub: Any) -> None:
         choices=["auto", "on", "off"],
         help="send call priority to the engine (vLLM: only with --scheduling-policy priority)",
     )
-    p.add_argument("--policy", help="scheduling policy (baseline, program-fcfs)")
+    p.add_argument(
+        "--policy",
+        help="scheduling policy: baseline, program-fcfs, continuum, autellix, kvbaton",
+    )
+    p.add_argument(
+        "--retention", help="override the policy's KV retention: none, tool-ttl, static-ttl"
+    )
     p.add_argument("--max-inflight", type=int, help="calls at the engine at once")
     p.add_argument("--engine-profile", help="embedded engine cost profile")
     p.add_argument("--engine-kv-tokens", type=int, help="embedded engine KV capacity in tokens")

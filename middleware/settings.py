@@ -26,6 +26,9 @@ class ProxySettings(BaseSettings):
         "auto", description="send call priority to the engine (vLLM needs 'on')"
     )
     policy: str = "program-fcfs"
+    retention: str | None = Field(
+        None, description="override the policy's KV retention: none, tool-ttl, static-ttl"
+    )
     max_inflight: int | None = Field(
         None, ge=1, description="calls at the engine at once; unset = the engine's batch size"
     )

@@ -28,8 +28,9 @@ from typing import Any
 from kvbaton.middleware.bench.prompts import Tokens, TokenSynth
 from kvbaton.middleware.bench.records import CallRecord, ProgramRecord, summarize
 from kvbaton.middleware.bench.trace import Call, Program
-from kvbaton.middleware.core.actions import Action, Dispatch
+from kvbaton.middleware.core.actions import Action, Dispatch, Pin, Unpin
 from kvbaton.middleware.core.policies import Policy, make_policy
+from kvbaton.middleware.core.retention import reload_from_profile
 from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
 from kvbaton.middleware.core.types import CallOutcome, CallSpec, ToolCall
 from kvbaton.middleware.engine import (
@@ -144,6 +145,9 @@ class _CallState:
         self.prior = 0  # prompt tokens this program had computed before we were sent
 
 
+_HOLD_GRACE_S = 1.0
+
+
 class Simulation:
     """One policy over one trace. Build it, call :meth:`run` once."""
 
@@ -163,8 +167,12 @@ class Simulation:
             raise ValueError("rate_scale must be positive")
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
         self.engine = EngineModel(profile, kv_tokens=kv_tokens, token_events=False)
-        config = SchedulerConfig(max_inflight=self.engine.profile.max_running)
-        self.scheduler = Scheduler(self.policy, config)
+        config = SchedulerConfig(
+            max_inflight=self.engine.profile.max_running, kv_tokens=self.engine.capacity
+        )
+        self.scheduler = Scheduler(
+            self.policy, config, reload_s=reload_from_profile(self.engine.profile)
+        )
         self.rate_scale = rate_scale
         self.check = check
         self.now = 0.0
@@ -326,6 +334,10 @@ class Simulation:
                 action = self._actions.popleft()
                 if isinstance(action, Dispatch):
                     self._dispatch(action)
+                elif isinstance(action, Pin):
+                    self.engine.retime(action.key, self.now + action.ttl_s)
+                elif isinstance(action, Unpin):
+                    self.engine.release(action.key)
                 # PauseObserved and ProgramExpired are observations: nothing to carry out.
         finally:
             self._draining = False
@@ -340,6 +352,10 @@ class Simulation:
             self.now,
             priority=0 if action.rank is None else -action.rank,  # engine: higher first
             output=cs.output,
+            # Held at finish until the core re-times (Pin) or releases (Unpin) it, which it
+            # does at that same instant: the grace only bounds a hold the core forgot.
+            hold_key=action.hold_key,
+            hold_ttl_s=_HOLD_GRACE_S,
         )
         try:
             self.engine.submit(request, self.now)

@@ -1,7 +1,7 @@
 """Named policies: bundles of strategies that the proxy and the simulator both run.
 
-A bundle names one strategy per decision (call priority now; KV retention, prefetch and
-routing as they arrive) plus whether the proxy holds calls back at all. ``baseline`` is
+A bundle names one strategy per decision (call priority, KV retention; prefetch and routing
+as they arrive) plus whether the proxy holds calls back at all. ``baseline`` is
 a pure pass-through, so that it measures the engine on its own.
 """
 
@@ -22,11 +22,13 @@ class Policy:
     priority: PriorityStrategy
     admission: bool  # hold calls in the proxy queue when the engine's slots are full
     description: str
+    retention: str = "none"  # a name in core.retention.RETENTIONS: how paused KV is kept
 
 
 class PolicyName(StrEnum):
     BASELINE = "baseline"
     PROGRAM_FCFS = "program-fcfs"
+    CONTINUUM = "continuum"
     AUTELLIX = "autellix"
     KVBATON = "kvbaton"
 
@@ -49,6 +51,16 @@ def _program_fcfs() -> Policy:
     )
 
 
+def _continuum() -> Policy:
+    return Policy(
+        PolicyName.CONTINUUM,
+        make_priority("program-fcfs"),
+        admission=True,
+        description="Continuum: program-level FCFS and tool-aware TTL pins of paused programs",
+        retention="tool-ttl",
+    )
+
+
 def _autellix() -> Policy:
     # ATLAS equals PLAS on chains (each call the child of the last), so one strategy covers
     # single-threaded and DAG programs alike.
@@ -67,13 +79,15 @@ def _kvbaton() -> Policy:
         make_priority("program-srpt"),
         admission=True,
         description="shortest predicted remaining program work first, with aging, EDF for "
-        "feasible deadlines and weighted fair shares between tenants",
+        "feasible deadlines and weighted fair shares between tenants; tool-aware TTL pins",
+        retention="tool-ttl",
     )
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {
     PolicyName.BASELINE: _baseline,
     PolicyName.PROGRAM_FCFS: _program_fcfs,
+    PolicyName.CONTINUUM: _continuum,
     PolicyName.AUTELLIX: _autellix,
     PolicyName.KVBATON: _kvbaton,
 }

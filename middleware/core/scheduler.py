@@ -8,18 +8,36 @@ method is synchronous, each one is atomic on the driver's event loop: no locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
 from kvbaton.middleware.core.graph import ToolPause
+from kvbaton.middleware.core.keeper import KvKeeper
+from kvbaton.middleware.core.pins import PinTable
 from kvbaton.middleware.core.policies import Policy
 from kvbaton.middleware.core.priority import QueuedCall
 from kvbaton.middleware.core.programs import ProgramState, ProgramTable
 from kvbaton.middleware.core.queue import CallQueue
+from kvbaton.middleware.core.retention import RetentionDeps, RetentionName, make_retention
 from kvbaton.middleware.core.types import CallOutcome, CallSpec, ProgramStatus
 
 __all__ = ["Scheduler", "SchedulerConfig", "SchedulerStats"]
+
+# Reload cost when the driver names no engine profile: prefill of Llama-3.1-8B on one H100
+# (the default profile's per-token figure), linear in the tokens lost.
+_PREFILL_S_PER_TOKEN = 2.95e-5
+
+
+def _default_reload(tokens: int) -> float:
+    return tokens * _PREFILL_S_PER_TOKEN
+
+
+def _keeper(policy: Policy, config: SchedulerConfig, reload_s: Callable[[int], float]) -> KvKeeper:
+    deps = RetentionDeps(reload_s)
+    pins = PinTable(config.kv_tokens, config.pin_share)
+    strategy = make_retention(policy.retention, deps)
+    return KvKeeper(strategy, deps, pins, active=policy.retention != RetentionName.NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +45,8 @@ class SchedulerConfig:
     max_inflight: int = 64  # calls at the engine at once, when the policy holds calls back
     programs_capacity: int = 100_000
     idle_ttl_s: float = 600.0
+    kv_tokens: int = 444_500  # the engine's KV pool (pin budgets are a share of it)
+    pin_share: float = 0.5  # most of the pool that pins of paused programs may hold
 
     def __post_init__(self) -> None:
         if self.max_inflight < 1:
@@ -53,9 +73,18 @@ class _Running:
 class Scheduler:
     """Orders calls per program and keeps at most ``max_inflight`` of them at the engine."""
 
-    def __init__(self, policy: Policy, config: SchedulerConfig | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        config: SchedulerConfig | None = None,
+        *,
+        reload_s: Callable[[int], float] | None = None,
+    ) -> None:
+        """``reload_s(tokens)``: seconds to rebuild that much evicted KV (the engine profile's
+        prefill time); it prices what a pin saves."""
         self.policy = policy
         self.config = config or SchedulerConfig()
+        self.keeper = _keeper(policy, self.config, reload_s or _default_reload)
         self.programs = ProgramTable(
             capacity=self.config.programs_capacity, idle_ttl_s=self.config.idle_ttl_s
         )
@@ -73,6 +102,7 @@ class Scheduler:
             raise ValueError(f"call {spec.call_id!r} was already submitted")
         program = self.programs.touch(spec.program_id, now, tenant=spec.tenant)
         actions: list[Action] = self._note_arrival(program, spec, now)
+        self.keeper.arrived(program, spec, now)
         call = QueuedCall(spec, self._seq, now)
         self._seq += 1
         self._submitted += 1
@@ -98,7 +128,8 @@ class Scheduler:
         program.inflight -= 1
         self._account(program, running, outcome, now)
         self._ended(running, program, now)
-        actions = self._fill(now)
+        actions = self.keeper.finished(program, running.call.spec, outcome, now)
+        actions += self._fill(now)
         program.refresh_status()
         return actions
 
@@ -117,21 +148,25 @@ class Scheduler:
             program.inflight -= 1
         self._ended(running, program, now)
         program.graph.update_node(running.node, status="cancelled", finished_at=now)
-        actions = self._fill(now)
+        actions = self.keeper.cancelled(running.call.spec, now)
+        actions += self._fill(now)
         program.refresh_status()
         return actions
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: re-key calls whose priority changed with time; expire idle programs."""
+        """Time passed: re-key calls whose priority changed with time; end pins past their
+        TTL; expire idle programs."""
         self._rekey(self._queue.due(now), now)
-        expired = self.programs.expire(now)
-        for program_id in expired:
+        actions = self.keeper.tick(now)
+        for program_id in self.programs.expire(now):
             self.policy.priority.forget(program_id)
-        return [ProgramExpired(pid) for pid in expired]
+            actions += self.keeper.expired(program_id, now)
+            actions.append(ProgramExpired(program_id))
+        return actions
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (``None``: nothing is scheduled)."""
-        times = (self.programs.next_expiry(), self._queue.next_wake())
+        times = (self.programs.next_expiry(), self._queue.next_wake(), self.keeper.next_deadline())
         return min((t for t in times if t is not None), default=None)
 
     # -- views ------------------------------------------------------------------------
@@ -177,7 +212,9 @@ class Scheduler:
         program.refresh_status()
         program.graph.update_node(running.node, status="running", started_at=now)
         self.policy.priority.started(call, program, now)
-        return Dispatch(call.spec.call_id, self.policy.priority.rank(call, program, now))
+        self.keeper.dispatched(call.spec, now - call.queued_at)
+        rank = self.policy.priority.rank(call, program, now)
+        return Dispatch(call.spec.call_id, rank, self.keeper.hold_key(call.spec))
 
     def _ended(self, running: _Running, program: ProgramState, now: float) -> None:
         """Tell the priority strategy; re-key the program's queued calls if it asks to."""
@@ -229,6 +266,7 @@ class Scheduler:
             before_call=spec.call_id,
         )
         program.pauses.append(pause)
+        self.keeper.paused(pause)
         program.pending_tools.clear()
         program.tool_wait_since = program.tool_after_call = None
         return [PauseObserved(program.program_id, pause)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
@@ -12,8 +13,10 @@ from aiohttp import web
 
 from kvbaton.adapters.base import Backend
 from kvbaton.adapters.detect import connect
-from kvbaton.middleware.core.policies import make_policy
+from kvbaton.middleware.core.policies import Policy, make_policy
+from kvbaton.middleware.core.retention import RETENTIONS, reload_from_profile
 from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
+from kvbaton.middleware.engine import load_profile
 from kvbaton.middleware.protocol.conversation import ContinuationIndex
 from kvbaton.middleware.service.context import SERVICE, Service, spawn
 from kvbaton.middleware.service.dispatcher import Dispatcher
@@ -37,7 +40,8 @@ def create_app(
     """
     if settings.backend is None and backend is None:
         raise ValueError("create_app needs settings.backend or a backend")
-    make_policy(settings.policy)  # fail now, not on the first request
+    _policy(settings)  # fail now, not on the first request
+    load_profile(settings.engine_profile)
     app = web.Application(
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
         middlewares=[error_middleware],
@@ -71,14 +75,18 @@ def create_app(
 def _service(
     settings: ProxySettings, backend: Backend, metrics: ProxyMetrics, clock: Callable[[], float]
 ) -> Service:
+    # The profile prices a reload (what a pin saves) and stands in for a KV size the
+    # engine does not report.
+    profile = load_profile(settings.engine_profile)
     config = SchedulerConfig(
         max_inflight=settings.max_inflight
         or backend.capabilities.max_running
         or settings.default_max_inflight,
         programs_capacity=settings.programs_capacity,
         idle_ttl_s=settings.idle_ttl_s,
+        kv_tokens=backend.capabilities.kv_tokens or profile.kv_tokens,
     )
-    scheduler = Scheduler(make_policy(settings.policy), config)
+    scheduler = Scheduler(_policy(settings), config, reload_s=reload_from_profile(profile))
     background: set[asyncio.Task[Any]] = set()
     dispatcher = Dispatcher(scheduler, metrics, clock, backend, partial(spawn, background))
     metrics.gauge(
@@ -96,6 +104,16 @@ def _service(
         clock=clock,
         background=background,
     )
+
+
+def _policy(settings: ProxySettings) -> Policy:
+    policy = make_policy(settings.policy)
+    if settings.retention is None:
+        return policy
+    if settings.retention not in RETENTIONS:
+        known = ", ".join(RETENTIONS)
+        raise ValueError(f"unknown retention {settings.retention!r}; available: {known}")
+    return dataclasses.replace(policy, retention=settings.retention)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
