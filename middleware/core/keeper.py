@@ -10,6 +10,7 @@ earlier program needs its room (Continuum: latest program first).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kvbaton.middleware.core.actions import Action, Pin, Unpin
 from kvbaton.middleware.core.graph import ToolPause
@@ -91,9 +92,13 @@ class KvKeeper:
         return [*actions, Pin(spec.program_id, ttl, decision.pin.tokens)]
 
     def ended(self, program: ProgramState, now: float) -> list[Action]:
-        """The program is over (last step, or expired idle): forget it, learn its length."""
+        """The program said this was its last step: learn its length, let its KV go."""
         self.deps.lengths.observe_program(program.calls)
-        return self.expired(program.program_id, now)
+        if not self.active:
+            return []
+        # Unpin even without a live pin here: a consumed pin is still held by the engine.
+        self.pins.release(program.program_id, now)
+        return [Unpin(program.program_id, "program-ended")]
 
     def cancelled(self, spec: CallSpec, now: float) -> list[Action]:
         """The client went away: whatever the engine holds for the program goes too."""
@@ -104,13 +109,28 @@ class KvKeeper:
         return [Unpin(spec.program_id, "cancelled")]
 
     def expired(self, program_id: str, now: float) -> list[Action]:
-        """An idle program left the table without saying it had ended."""
-        if not self.active:
-            return []
-        # Unpin even without a live pin here: a consumed pin is still held by the engine.
-        self.pins.release(program_id, now)
+        """The program left the table (idle past its TTL): forget its pins."""
+        pin = self.pins.release(program_id, now)
         self.pins.forget(program_id)
-        return [Unpin(program_id, "program-ended")]
+        return [Unpin(program_id, "program-expired")] if pin is not None else []
+
+    def view(self, program_id: str, now: float) -> dict[str, Any]:
+        """The program's pin, and how its pins began and ended (JSON-ready)."""
+        pin = self.pins.get(program_id)
+        counts = self.pins.program_stats(program_id) or PinCounts()
+        return {
+            "pinned_tokens": pin.tokens if pin is not None else 0,
+            "pin_expires_in_s": max(0.0, pin.expires_at - now) if pin is not None else None,
+            "pins": _counts(counts),
+        }
+
+    def totals(self, now: float) -> dict[str, Any]:
+        """Table-wide pin figures (JSON-ready)."""
+        return {
+            "pinned_tokens": self.pins.pinned_tokens,
+            "live": len(self.pins),
+            **_counts(self.pins.stats(now)),
+        }
 
     def tick(self, now: float) -> list[Action]:
         return [Unpin(p.program_id, "expired") for p in self.pins.expire(now)]
@@ -118,5 +138,7 @@ class KvKeeper:
     def next_deadline(self) -> float | None:
         return self.pins.next_expiry()
 
-    def stats(self, now: float) -> PinCounts:
-        return self.pins.stats(now)
+
+def _counts(counts: PinCounts) -> dict[str, Any]:
+    names = ("granted", "denied", "consumed", "expired", "displaced", "released", "replaced")
+    return {**{n: getattr(counts, n) for n in names}, "token_s": round(counts.token_s, 3)}

@@ -95,6 +95,11 @@ def _service(
     metrics.gauge("kvbaton_inflight", "calls at the engine", lambda: scheduler.stats().inflight)
     metrics.gauge("kvbaton_programs", "live programs", lambda: len(scheduler.programs))
     metrics.gauge("kvbaton_max_inflight", "admission limit", lambda: config.max_inflight)
+    pins = scheduler.keeper.pins
+    metrics.gauge(
+        "kvbaton_pinned_tokens", "KV tokens pinned for paused programs", lambda: pins.pinned_tokens
+    )
+    metrics.gauge("kvbaton_pins_live", "paused programs with pinned KV", lambda: len(pins))
     return Service(
         settings=settings,
         backend=backend,

@@ -60,9 +60,11 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_programs(request: web.Request) -> web.Response:
-    scheduler = request.app[SERVICE].dispatcher.scheduler
+    service = request.app[SERVICE]
+    scheduler, now = service.dispatcher.scheduler, service.clock()
     stats = scheduler.stats()
-    programs = [p.summary() for p in scheduler.programs]
+    keeper = scheduler.keeper
+    programs = [p.summary() | keeper.view(p.program_id, now) for p in scheduler.programs]
     return web.json_response(
         {
             "object": "list",
@@ -74,6 +76,7 @@ async def list_programs(request: web.Request) -> web.Response:
                 "submitted": stats.submitted,
                 "finished": stats.finished,
                 "cancelled": stats.cancelled,
+                "pins": keeper.totals(now),
             },
             "data": programs,
         }
@@ -81,14 +84,15 @@ async def list_programs(request: web.Request) -> web.Response:
 
 
 async def get_program(request: web.Request) -> web.Response:
-    scheduler = request.app[SERVICE].dispatcher.scheduler
+    service = request.app[SERVICE]
+    scheduler = service.dispatcher.scheduler
     program_id = request.match_info["program_id"]
     program = scheduler.programs.get(program_id)
     if program is None:
         return error_response(
             404, f"no live program {program_id!r}", "not_found_error", param="program_id"
         )
-    body: dict[str, Any] = program.summary()
+    body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, service.clock())
     body["graph"] = program.graph.to_json()
     return web.json_response(body)
 

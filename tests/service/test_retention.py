@@ -67,9 +67,17 @@ async def test_paused_program_is_pinned_then_released_at_its_last_step(policy: s
         await _settle(stack)
         held = (await _holds(stack)).get("p1", 0)
         assert held >= first.usage.prompt_tokens
+        view = await stack.program("p1")
+        assert view["pinned_tokens"] == first.usage.total_tokens
+        assert 0 < view["pin_expires_in_s"] <= 2.0 and view["pins"]["granted"] == 1
         await _turn(stack, messages, "p1", **{"x-kvbaton-last-step": "true"})
         await _settle(stack)
         assert "p1" not in await _holds(stack)
+        view = await stack.program("p1")
+        assert (view["pinned_tokens"], view["pins"]["consumed"]) == (0, 1)
+        async with stack.http.get(stack.proxy + "/kvbaton/v1/programs") as r:
+            pins = (await r.json())["stats"]["pins"]
+        assert pins["granted"] == 1 and pins["token_s"] > 0
 
 
 async def test_baseline_pins_nothing(stack: Stack) -> None:
