@@ -30,6 +30,7 @@ from kvbaton.middleware.protocol import (
     strip_own,
 )
 from kvbaton.middleware.protocol import ToolCall as RequestedTool
+from kvbaton.middleware.protocol.usage_events import UsageEventFilter, wants_usage
 from kvbaton.middleware.service.context import SERVICE, Service
 from kvbaton.middleware.service.continuity import (
     continued_program,
@@ -137,6 +138,7 @@ async def _forward(
         backend.set_priority(body, ticket.rank)
     if ticket.hold_key is not None:
         backend.hold_at_finish(body, ticket.hold_key, _HOLD_GRACE_S)
+    hide_usage = _ask_for_usage(call, body)
     if backend.capabilities.abort_endpoint and call.route in (Route.GENERATE, Route.CHAT):
         body.setdefault("rid", call.spec.call_id)
     upstream = await backend.send(
@@ -149,7 +151,7 @@ async def _forward(
     )
     try:
         if call.streaming and upstream.status == 200:
-            return await _relay_stream(request, service, call, ticket, upstream)
+            return await _relay_stream(request, service, call, ticket, upstream, hide_usage)
         return await _relay_whole(service, call, ticket, upstream)
     except BaseException:
         upstream.close()  # a dropped connection aborts the request at the engine
@@ -184,15 +186,21 @@ async def _relay_stream(
     call: _Call,
     ticket: Ticket,
     upstream: UpstreamResponse,
+    hide_usage: bool,
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers=_SSE_HEADERS)
     response.content_type = _content_type(upstream)
     await response.prepare(request)
     summary = StreamSummary()
+    usage_filter = UsageEventFilter() if hide_usage else None
     try:
         async for chunk in upstream.chunks():
             summary.feed(chunk)
-            await response.write(chunk)
+            out = usage_filter.feed(chunk) if usage_filter else chunk
+            if out:
+                await response.write(out)
+        if usage_filter is not None and (rest := usage_filter.flush()):
+            await response.write(rest)
     except BackendError:
         # The status line is sent: the only way to tell the client is to break off the stream.
         if request.transport is not None:
@@ -224,6 +232,21 @@ def _account(
         ("completion", usage.completion_tokens),
     ):
         service.metrics.tokens.labels(kind=kind).inc(value)
+
+
+def _ask_for_usage(call: _Call, body: dict[str, Any]) -> bool:
+    """Ask the engine for a streamed call's token counts even if the client did not; returns
+    whether the usage event must then be kept from the client."""
+    if not call.streaming or call.route not in (Route.CHAT, Route.COMPLETIONS):
+        return False
+    if wants_usage(body):
+        return False
+    options = body.get("stream_options")
+    body["stream_options"] = {
+        **(options if isinstance(options, dict) else {}),
+        "include_usage": True,
+    }
+    return True
 
 
 def _content_type(upstream: UpstreamResponse) -> str:

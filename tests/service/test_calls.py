@@ -180,3 +180,17 @@ async def test_unknown_program_is_a_json_404(stack: Stack) -> None:
     async with stack.http.get(f"{stack.proxy}/kvbaton/v1/programs/nope") as r:
         assert r.status == 404
         assert (await r.json())["error"]["type"] == "not_found_error"
+
+
+async def test_streams_are_counted_even_when_the_client_asks_for_no_usage(stack: Stack) -> None:
+    stream = await stack.client.chat.completions.create(
+        model="kvbaton-tiny",
+        messages=_user("count me"),
+        max_tokens=6,
+        stream=True,
+        extra_headers={"x-kvbaton-program-id": "quiet"},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks and all(chunk.choices and chunk.usage is None for chunk in chunks)
+    program = await stack.program("quiet")
+    assert program["prompt_tokens"] > 0 and program["completion_tokens"] == 6
