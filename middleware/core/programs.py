@@ -117,15 +117,17 @@ class ProgramTable:
 
     def expire(self, now: float) -> list[str]:
         """Drop idle programs past their TTL, and the oldest idle ones over capacity."""
+        # Walk from the least recently active and stop at the first one that stays, so a
+        # tick costs what it expires (plus busy programs at the front), not the table size.
         expired: list[str] = []
-        for program in list(self._programs.values()):
-            over = len(self._programs) > self.capacity
+        for program in self._programs.values():
+            over = len(self._programs) - len(expired) > self.capacity
             if not over and now - program.last_activity < self.idle_ttl_s:
                 break  # the rest are more recent
-            if program.busy:
-                continue
-            del self._programs[program.program_id]
-            expired.append(program.program_id)
+            if not program.busy:
+                expired.append(program.program_id)
+        for program_id in expired:
+            del self._programs[program_id]
         return expired
 
     def next_expiry(self) -> float | None:

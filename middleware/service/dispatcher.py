@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -56,6 +57,7 @@ class Dispatcher:
         self._spawn = spawn  # pin control calls run in the background, off the request path
         self._waiting: dict[str, asyncio.Future[Dispatch]] = {}
         self._wake = asyncio.Event()
+        self._ticker_wakes_at = math.inf
 
     @contextlib.asynccontextmanager
     async def slot(self, spec: CallSpec) -> AsyncIterator[Ticket]:
@@ -105,13 +107,17 @@ class Dispatcher:
                     self._spawn(self.backend.release_pin(key))
                 case _:
                     assert_never(action)
-        self._wake.set()
+        # Wake the ticker only when the core now wants it earlier than it planned to wake.
+        deadline = self.scheduler.next_deadline()
+        if deadline is not None and deadline < self._ticker_wakes_at:
+            self._wake.set()
 
     async def run_ticker(self) -> None:
         """Call the core's ``tick`` at its deadlines, for as long as the app runs."""
         while True:
             self._wake.clear()
             deadline = self.scheduler.next_deadline()
+            self._ticker_wakes_at = math.inf if deadline is None else deadline
             delay = None if deadline is None else max(0.0, deadline - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
