@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from kvbaton.middleware.core.graph import ToolPause
 
-__all__ = ["Action", "Dispatch", "PauseObserved", "Pin", "ProgramExpired", "Unpin"]
+__all__ = ["Action", "Dispatch", "PauseObserved", "Pin", "ProgramExpired", "Unpin", "Warm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +62,22 @@ class Unpin:
     reason: str
 
 
-Action = Dispatch | ProgramExpired | PauseObserved | Pin | Unpin
+@dataclass(frozen=True, slots=True)
+class Warm:
+    """Load a prefix into the engine's KV cache ahead of the call that will need it.
+
+    ``kind`` is ``"resume"`` (re-warm program ``program_id``'s own context, its last prompt
+    and output, shortly before its tool is expected back) or ``"agent"`` (the fixed prefix of
+    ``agent`` in ``workflow``, the next agent the graph predicts: KVFlow). ``tokens`` is the
+    size the core expects to load. Drivers warm with a prefill-only request and never let a
+    warm displace pinned or running KV.
+    """
+
+    kind: str
+    program_id: str
+    tokens: int
+    workflow: str | None = None
+    agent: str | None = None
+
+
+Action = Dispatch | ProgramExpired | PauseObserved | Pin | Unpin | Warm

@@ -20,6 +20,7 @@ __all__ = [
     "FIELD_PROGRAM_ID",
     "FIELD_STEP",
     "FIELD_TENANT",
+    "FIELD_TOOL",
     "FIELD_WORKFLOW",
     "HEADERS",
     "HEADER_AGENT",
@@ -30,8 +31,11 @@ __all__ = [
     "HEADER_PROGRAM_ID",
     "HEADER_STEP",
     "HEADER_TENANT",
+    "HEADER_TOOL",
     "HEADER_TO_FIELD",
     "HEADER_WORKFLOW",
+    "PATH_PROGRAM_END",
+    "PATH_WORKFLOW",
 ]
 
 HEADER_PREFIX: Final = "x-kvbaton-"
@@ -52,6 +56,9 @@ HEADER_TENANT: Final = "x-kvbaton-tenant"
 """Who the program runs for, for fairness between tenants."""
 HEADER_DEADLINE: Final = "x-kvbaton-deadline"
 """Seconds, relative to this request's arrival, by which the program should finish."""
+HEADER_TOOL: Final = "x-kvbaton-tool"
+"""The tools the program ran since its previous LLM call, comma-separated (the pause is
+measured by the proxy; this names it when the tools are not LLM tool calls)."""
 
 HEADERS: Final = (
     HEADER_PROGRAM_ID,
@@ -62,6 +69,7 @@ HEADERS: Final = (
     HEADER_WORKFLOW,
     HEADER_TENANT,
     HEADER_DEADLINE,
+    HEADER_TOOL,
 )
 
 BODY_FIELD: Final = "kvbaton"
@@ -74,6 +82,7 @@ FIELD_LAST_STEP: Final = "last_step"
 FIELD_WORKFLOW: Final = "workflow"
 FIELD_TENANT: Final = "tenant"
 FIELD_DEADLINE_S: Final = "deadline_s"
+FIELD_TOOL: Final = "tool"
 
 FIELDS: Final = (
     FIELD_PROGRAM_ID,
@@ -84,7 +93,13 @@ FIELDS: Final = (
     FIELD_WORKFLOW,
     FIELD_TENANT,
     FIELD_DEADLINE_S,
+    FIELD_TOOL,
 )
 
 HEADER_TO_FIELD: Final = dict(zip(HEADERS, FIELDS, strict=True))
 """Each header's body-field twin."""
+
+PATH_WORKFLOW: Final = "/kvbaton/v1/workflows/{name}"
+"""``PUT`` a workflow's declared graph here; ``GET`` returns it merged with what was learned."""
+PATH_PROGRAM_END: Final = "/kvbaton/v1/programs/{program_id}/end"
+"""``POST`` here when a program is over: its pins are released at once."""

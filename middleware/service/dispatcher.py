@@ -22,6 +22,7 @@ from kvbaton.middleware.core.actions import (
     Pin,
     ProgramExpired,
     Unpin,
+    Warm,
 )
 from kvbaton.middleware.core.scheduler import Scheduler
 from kvbaton.middleware.core.types import CallOutcome, CallSpec
@@ -105,6 +106,8 @@ class Dispatcher:
                 case Unpin(key=key, reason=reason):
                     self.metrics.pins.labels(event=reason).inc()
                     self._spawn(self.backend.release_pin(key))
+                case Warm():
+                    pass  # prefix warming is carried out once the backend can warm
                 case _:
                     assert_never(action)
         # Wake the ticker only when the core now wants it earlier than it planned to wake.
