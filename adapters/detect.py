@@ -1,7 +1,8 @@
-"""Work out which engine sits at a URL and what it can do.
+"""Work out which engine sits at a URL and what it can do, and build its backend.
 
 SGLang (and the embedded engine) answer ``/server_info`` with their resolved arguments;
 vLLM answers ``/version``. Anything else is treated as a plain OpenAI-compatible server.
+The backend class follows from the capabilities found (`backend_for`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from kvbaton.adapters.base import Capabilities
+from kvbaton.adapters.embedded import EmbeddedBackend
 from kvbaton.adapters.http import HttpBackend
+from kvbaton.adapters.sglang import SglangBackend
+from kvbaton.adapters.vllm import VllmBackend
 
-__all__ = ["EngineKind", "capabilities_from_server_info", "connect"]
+__all__ = ["EngineKind", "backend_for", "capabilities_from_server_info", "connect"]
 
 EngineKind = Literal["auto", "sglang", "vllm", "openai", "embedded"]
 PriorityMode = Literal["auto", "on", "off"]
@@ -41,6 +45,7 @@ def capabilities_from_server_info(info: Any, priority: PriorityMode = "auto") ->
     embedded = _find(info, "engine") == "kvbaton-embedded"
     scheduled = bool(_find(info, "enable_priority_scheduling")) or embedded
     low_first = bool(_find(info, "schedule_low_priority_values_first"))
+    sessions = bool(_find(info, "enable_session_radix_cache"))
     return Capabilities(
         kind="embedded" if embedded else "sglang",
         priority=priority == "on" or (priority == "auto" and scheduled),
@@ -48,6 +53,9 @@ def capabilities_from_server_info(info: Any, priority: PriorityMode = "auto") ->
         native_generate=True,
         abort_endpoint=True,
         native_pins=embedded,
+        session_cache=sessions and not embedded,
+        priority_eviction=_find(info, "radix_eviction_policy") == "priority",
+        lru_prefix_cache=not embedded and not sessions,
         max_running=_int(_find(info, "max_running_requests")),
         kv_tokens=_int(_find(info, "max_total_num_tokens")),
     )
@@ -60,8 +68,20 @@ def _vllm(priority: PriorityMode) -> Capabilities:
         kind="vllm",
         priority=priority == "on",
         higher_first=False,
+        lru_prefix_cache=True,
         max_running=VLLM_DEFAULT_MAX_RUNNING,
     )
+
+
+def backend_for(url: str, capabilities: Capabilities, **http: float) -> HttpBackend:
+    """The backend that carries out what ``capabilities`` say the engine can do."""
+    if capabilities.native_pins:
+        return EmbeddedBackend(url, capabilities, **http)
+    if capabilities.native_generate:
+        return SglangBackend(url, capabilities, **http)
+    if capabilities.lru_prefix_cache:
+        return VllmBackend(url, capabilities, **http)
+    return HttpBackend(url, capabilities, **http)
 
 
 async def connect(
@@ -77,14 +97,13 @@ async def connect(
     An unreachable engine is not an error here: the proxy starts anyway and answers 503
     until the engine is up, with the capabilities the operator named (or none).
     """
-    backend = HttpBackend(
-        url,
-        Capabilities(kind="openai"),
-        connect_timeout_s=connect_timeout_s,
-        read_timeout_s=read_timeout_s,
-    )
-    backend.capabilities = await _probe(backend, kind, priority)
-    return backend
+    http = {"connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s}
+    probe = HttpBackend(url, Capabilities(kind="openai"), **http)
+    try:
+        capabilities = await _probe(probe, kind, priority)
+    finally:
+        await probe.aclose()
+    return backend_for(url, capabilities, **http)
 
 
 async def _probe(backend: HttpBackend, kind: EngineKind, priority: PriorityMode) -> Capabilities:

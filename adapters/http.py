@@ -1,8 +1,13 @@
-"""One HTTP transport for every engine; capabilities decide what differs between them."""
+"""The HTTP transport every engine shares: forwarding, abort, priority, control calls.
+
+`HttpBackend` on its own is a plain OpenAI-compatible server: it forwards, and it can neither
+hold KV nor warm a prefix. The engines that can subclass it (`sglang`, `vllm`, `embedded`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -11,8 +16,13 @@ from yarl import URL
 
 from kvbaton.adapters.base import Capabilities, UpstreamRequest
 from kvbaton.adapters.errors import BackendError, BackendTimeout, BackendUnavailable
+from kvbaton.middleware.protocol.usage import find_usage
 
 __all__ = ["HttpBackend", "HttpResponse"]
+
+log = logging.getLogger(__name__)
+
+_CONTROL_CONCURRENCY = 16
 
 
 class HttpResponse:
@@ -118,29 +128,57 @@ class HttpBackend:
         except (TimeoutError, aiohttp.ClientError):
             pass  # best effort: the closed connection aborts it too
 
-    def hold_at_finish(self, body: dict[str, Any], key: str, grace_s: float) -> None:
-        if self.capabilities.native_pins:
-            body["kvbaton_hold"] = {"key": key, "ttl_s": grace_s}
+    # -- retention and warming: none on a plain OpenAI-compatible server ------------------
 
-    async def retime_pin(self, key: str, ttl_s: float) -> int:
-        if not self.capabilities.native_pins:
-            return 0
-        reply = await self._post_json("/kvbaton/v1/hold", {"key": key, "ttl_s": ttl_s})
-        held = reply.get("held_tokens", 0) if isinstance(reply, dict) else 0
-        return held if isinstance(held, int) else 0
+    def hold_at_finish(self, body: dict[str, Any], key: str, grace_s: float) -> None:
+        return None
+
+    async def retime_pin(self, key: str, ttl_s: float, prefix: dict[str, Any] | None) -> int:
+        return 0
 
     async def release_pin(self, key: str) -> None:
-        if self.capabilities.native_pins:
-            await self._post_json("/kvbaton/v1/release", {"key": key})
+        return None
+
+    async def warm(self, body: dict[str, Any]) -> int | None:
+        return None
+
+    async def release_all(self) -> None:
+        return None
+
+    # -- control calls ---------------------------------------------------------------------
 
     async def _post_json(self, path: str, body: Any) -> Any:
         """POST a control call; ``None`` if it failed. A failed control call is not an error for
         any request: a pin not set costs a cache miss, a pin not dropped expires by itself."""
         try:
             async with self._session.post(self.base_url + path, json=body) as response:
+                if response.status >= 400:
+                    log.warning("%s %s answered %s", self.base_url, path, response.status)
+                    return None
                 return await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.warning("%s %s failed: %r", self.base_url, path, exc)
             return None
+
+    async def _post_each(self, path: str, bodies: list[Any]) -> None:
+        """POST one control call per body, a few at a time (shutdown: many sessions, an
+        engine that may be gone)."""
+        gate = asyncio.Semaphore(_CONTROL_CONCURRENCY)
+
+        async def post(body: Any) -> None:
+            async with gate:
+                await self._post_json(path, body)
+
+        await asyncio.gather(*(post(body) for body in bodies))
+
+    async def _warm_with(self, path: str, body: dict[str, Any]) -> int | None:
+        """Send a warm request; the cached prompt tokens it reports (0 if it reports none),
+        or None if the engine refused it or could not be reached."""
+        reply = await self._post_json(path, body)
+        if reply is None:
+            return None
+        usage = find_usage(reply)
+        return usage.cached_tokens or 0 if usage is not None else 0
 
     async def get_json(self, path: str) -> Any:
         """GET ``path`` and decode JSON; ``None`` if the engine has no such route."""

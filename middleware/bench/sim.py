@@ -20,15 +20,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kvbaton.middleware.bench.prompts import Tokens, TokenSynth
 from kvbaton.middleware.bench.records import CallRecord, ProgramRecord, summarize
 from kvbaton.middleware.bench.trace import Call, Program
-from kvbaton.middleware.core.actions import Action, Dispatch, Pin, Unpin
+from kvbaton.middleware.core.actions import Action, Dispatch, Pin, Unpin, Warm
 from kvbaton.middleware.core.policies import Policy, make_policy
 from kvbaton.middleware.core.retention import reload_from_profile
 from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
@@ -90,10 +90,13 @@ class SimResult:
     events: int  # events popped from the heap
     engine: EngineStats
     end_s: float  # simulated time of the last event
+    cache: dict[str, Any] = field(default_factory=dict)  # pins and warms (results "cache")
 
     def summary(self) -> dict[str, Any]:
-        """The results-format entry for this policy (``records.RESULT_KEYS``)."""
-        return summarize(self.programs, preemptions=self.preemptions)
+        """The results-format entry for this policy (``records.RESULT_KEYS``, and the
+        optional ``cache`` figures)."""
+        entry = summarize(self.programs, preemptions=self.preemptions)
+        return {**entry, "cache": self.cache} if self.cache else entry
 
 
 class _ProgramState:
@@ -116,6 +119,7 @@ class _CallState:
         "kv_len",
         "output",
         "parents",
+        "prefix",
         "prior",
         "prog",
         "prompt",
@@ -143,6 +147,9 @@ class _CallState:
         self.dispatched = False
         self.kv_len = 0  # prompt + reply tokens with KV once we finish (the last has none)
         self.prior = 0  # prompt tokens this program had computed before we were sent
+        # The fixed prefix (system prompt) this call's context starts with: shared by every
+        # program that runs the same agent.
+        self.prefix: int = call.system_tokens if call.fresh else parents[0].prefix
 
 
 _HOLD_GRACE_S = 1.0
@@ -190,6 +197,13 @@ class Simulation:
         self._tick_at: float | None = None
         self._events = self._steps = self._preemptions = 0
         self._idle_steps = 0  # zero-length steps in a row (preemptions that free room)
+        self._prefixes: dict[tuple[str | None, str | None], Tokens] = {}  # agents' prefixes
+        self._warm_rids: set[str] = set()
+        self._paused: dict[str, _CallState] = {}  # a paused program's last call, by program
+        # Warms by outcome: sent (loaded tokens), touched (already cached: refreshed only),
+        # skipped (no free room), used or wasted (the call they were for found them or not).
+        self._warms: Counter[str] = Counter()
+        self._warmed: dict[str, int] = {}  # program or agent key -> tokens a warm loaded
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -221,7 +235,17 @@ class Simulation:
             self._events,
             self.engine.stats(),
             self.now,
+            self._cache_figures(),
         )
+
+    def _cache_figures(self) -> dict[str, Any]:
+        keeper = self.scheduler.keeper.totals(self.now)
+        return {
+            "pins": {k: keeper[k] for k in ("granted", "consumed", "expired", "displaced")},
+            "pinned_token_s": keeper["token_s"],
+            "warms": dict(self._warms),
+            "evicted_tokens": self.engine.stats().evicted_tokens_total,
+        }
 
     def _push(self, at: float, kind: int, payload: Any) -> None:
         heapq.heappush(self._heap, (at, self._seq, kind, payload))
@@ -259,6 +283,7 @@ class Simulation:
         if self.check:
             self._check_parents(cs)
         cs.record.sent_at = self.now
+        self._paused.pop(prog.program.id, None)
         prompt = self._build_prompt(cs)
         prog.unsent -= 1
         spec = CallSpec(
@@ -268,7 +293,9 @@ class Simulation:
             agent=call.agent,
             step=call.id,
             parent_step=call.after[0] if call.after else None,
+            workflow=prog.program.calls[0].system or "default",  # as the proxy infers it
             prompt_tokens=len(prompt),
+            prefix_tokens=cs.prefix,
             last_step=prog.unsent == 0,
             returned_tool_calls=tuple(p.tool_id for p in cs.parents if p.tool_id),
         )
@@ -338,6 +365,8 @@ class Simulation:
                     self.engine.retime(action.key, self.now + action.ttl_s)
                 elif isinstance(action, Unpin):
                     self.engine.release(action.key)
+                elif isinstance(action, Warm):
+                    self._warm(action)
                 # PauseObserved and ProgramExpired are observations: nothing to carry out.
         finally:
             self._draining = False
@@ -365,6 +394,36 @@ class Simulation:
         cs.dispatched = True
         self._drop_tokens(cs)
         self._kick()
+
+    def _warm(self, action: Warm) -> None:
+        """Prefill a prefix ahead of the call that needs it (an agent's fixed prefix, or a
+        paused program's own context): only into free room, or as a touch of a prefix
+        that is already cached (it then stays longest under LRU)."""
+        prefix = self._warm_tokens(action)
+        if prefix is None:
+            return
+        cached, _ = self.engine.cache.match(prefix)
+        free = self.engine.capacity - self.engine.used_tokens
+        if cached < len(prefix) and free < len(prefix) - cached:
+            self._warms[f"{action.kind}_skipped"] += 1
+            return  # memory is tight: a warm must not evict anything
+        loads = cached < len(prefix)
+        self._warms[f"{action.kind}_{'sent' if loads else 'touched'}"] += 1
+        if loads:
+            scope = action.workflow if action.kind == "agent" else action.program_id
+            self._warmed[_warm_key(action.kind, scope or "", action.agent)] = len(prefix)
+        rid = f"warm-{action.kind}-{sum(self._warms.values())}"
+        self._warm_rids.add(rid)
+        self.engine.submit(GenRequest(rid, prefix, 0, self.now), self.now)
+        self._kick()
+
+    def _warm_tokens(self, action: Warm) -> Tokens | None:
+        if action.kind == "agent":
+            return self._prefixes.get((action.workflow, action.agent))
+        cs = self._paused.get(action.program_id)
+        if cs is None or cs.prompt is None or cs.output is None:
+            return None
+        return cs.prompt + cs.output[:-1]  # the KV the call left (its last token has none)
 
     def _fail(self, cs: _CallState) -> None:
         del self._live[cs.rid]
@@ -398,6 +457,10 @@ class Simulation:
     def _step_end(self, step: Step) -> None:
         self._steps += 1
         for event in step.events:
+            if event.rid in self._warm_rids:
+                if isinstance(event, Finished):
+                    self._warm_rids.discard(event.rid)
+                continue
             if isinstance(event, Finished):
                 self._finished(event)
             elif isinstance(event, PrefillDone):
@@ -412,8 +475,25 @@ class Simulation:
         record = cs.record
         record.first_token_at = self.now  # the step that ends the prefill yields token 1
         record.recomputed_tokens += max(0, cs.prior - event.cached_tokens)
+        self._judge_warms(cs, event.cached_tokens)
         if cs.call.fresh and cs.call.system:
             cs.prog.systems.add(cs.call.system)
+            workflow = cs.prog.program.calls[0].system or "default"
+            key = (workflow, cs.call.agent)
+            if key not in self._prefixes and cs.prompt is not None:
+                self._prefixes[key] = cs.prompt[: cs.call.system_tokens]
+
+    def _judge_warms(self, cs: _CallState, cached: int) -> None:
+        """A warm was used if the first call it was for found the tokens it loaded."""
+        keys = [_warm_key("resume", cs.prog.program.id, None)]
+        if cs.call.fresh:
+            workflow = cs.prog.program.calls[0].system or "default"
+            keys.append(_warm_key("agent", workflow, cs.call.agent))
+        for key in keys:
+            tokens = self._warmed.pop(key, None)
+            if tokens is not None:
+                used = cached >= tokens - 1  # the last prompt token is always computed
+                self._warms[f"{key.split(':')[0]}_{'used' if used else 'wasted'}"] += 1
 
     def _preempted(self, event: Preempted) -> None:
         self._preemptions += 1
@@ -437,6 +517,8 @@ class Simulation:
         if prog.failed:
             return
         prog.left -= 1
+        if cs.users:
+            self._paused[prog.program.id] = cs
         self._release_children(cs)
         if prog.left == 0:
             self._program_over(prog, failed=False)
@@ -472,6 +554,11 @@ class Simulation:
                 f"KV over capacity at t={self.now}: "
                 f"{stats.kv_used_tokens} > {stats.kv_capacity_tokens}"
             )
+
+
+def _warm_key(kind: str, scope: str, agent: str | None) -> str:
+    """``scope`` is the workflow of an agent warm, the program of a resume warm."""
+    return f"{kind}:{scope}/{agent}" if kind == "agent" else f"{kind}:{scope}"
 
 
 def simulate(

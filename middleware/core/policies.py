@@ -23,6 +23,12 @@ class Policy:
     admission: bool  # hold calls in the proxy queue when the engine's slots are full
     description: str
     retention: str = "none"  # a name in core.retention.RETENTIONS: how paused KV is kept
+    # Program-level admission (core.admission): None for none; "fit" admits parked programs
+    # best fit (ThunderAgent), "priority" in the priority strategy's order.
+    programs: str | None = None
+    # What to warm ahead of need (core.prefetch): "agent", the next agents' fixed prefixes
+    # (KVFlow); "resume", a paused program's context before its tool is expected back.
+    prefetch: frozenset[str] = frozenset()
 
 
 class PolicyName(StrEnum):
@@ -30,6 +36,8 @@ class PolicyName(StrEnum):
     PROGRAM_FCFS = "program-fcfs"
     CONTINUUM = "continuum"
     AUTELLIX = "autellix"
+    THUNDERAGENT = "thunderagent"
+    KVFLOW = "kvflow"
     KVBATON = "kvbaton"
 
 
@@ -73,6 +81,28 @@ def _autellix() -> Policy:
     )
 
 
+def _thunderagent() -> Policy:
+    return Policy(
+        PolicyName.THUNDERAGENT,
+        make_priority("arrival"),
+        admission=True,
+        description="ThunderAgent: program-level admission that keeps active programs' KV "
+        "within the engine's pool (parked programs wait, resumed best fit), FCFS otherwise",
+        programs="fit",
+    )
+
+
+def _kvflow() -> Policy:
+    return Policy(
+        PolicyName.KVFLOW,
+        make_priority("arrival"),
+        admission=False,
+        description="KVFlow: cache eviction by steps-to-execution of each agent's prefix and "
+        "prefetch of the next agents' prefixes; LRU and FCFS otherwise",
+        prefetch=frozenset({"agent"}),
+    )
+
+
 def _kvbaton() -> Policy:
     return Policy(
         PolicyName.KVBATON,
@@ -81,6 +111,8 @@ def _kvbaton() -> Policy:
         description="shortest predicted remaining program work first, with aging, EDF for "
         "feasible deadlines and weighted fair shares between tenants; tool-aware TTL pins",
         retention="tool-ttl",
+        programs="priority",
+        prefetch=frozenset({"resume"}),
     )
 
 
@@ -89,6 +121,8 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     PolicyName.PROGRAM_FCFS: _program_fcfs,
     PolicyName.CONTINUUM: _continuum,
     PolicyName.AUTELLIX: _autellix,
+    PolicyName.THUNDERAGENT: _thunderagent,
+    PolicyName.KVFLOW: _kvflow,
     PolicyName.KVBATON: _kvbaton,
 }
 

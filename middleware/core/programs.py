@@ -33,6 +33,7 @@ class ProgramState:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    context_tokens: int = 0  # prompt + output of its last finished call: the KV it built
     status: ProgramStatus = ProgramStatus.IDLE
     last_activity: float = 0.0
     deadline_at: float | None = None

@@ -11,16 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kvbaton.middleware.core.actions import Action, Dispatch, PauseObserved, ProgramExpired
+from kvbaton.middleware.core.actions import (
+    Action,
+    Dispatch,
+    PauseObserved,
+    ProgramExpired,
+    Warm,
+)
+from kvbaton.middleware.core.admission import Admission, AdmissionConfig
+from kvbaton.middleware.core.gate import GateConfig, ProgramGate
 from kvbaton.middleware.core.graph import ToolPause
 from kvbaton.middleware.core.keeper import KvKeeper
 from kvbaton.middleware.core.pins import PinTable
 from kvbaton.middleware.core.policies import Policy
+from kvbaton.middleware.core.prefetch import Prefetcher
 from kvbaton.middleware.core.priority import QueuedCall
 from kvbaton.middleware.core.programs import ProgramState, ProgramTable
 from kvbaton.middleware.core.queue import CallQueue
 from kvbaton.middleware.core.retention import RetentionDeps, RetentionName, make_retention
+from kvbaton.middleware.core.rewarm import Rewarmer
 from kvbaton.middleware.core.types import CallOutcome, CallSpec, ProgramStatus
+from kvbaton.middleware.core.workflows import WorkflowRegistry
 
 __all__ = ["Scheduler", "SchedulerConfig", "SchedulerStats"]
 
@@ -31,6 +42,27 @@ _PREFILL_S_PER_TOKEN = 2.95e-5
 
 def _default_reload(tokens: int) -> float:
     return tokens * _PREFILL_S_PER_TOKEN
+
+
+def _gate(policy: Policy, config: SchedulerConfig) -> ProgramGate | None:
+    guarded = config.guard_pins and policy.retention != RetentionName.NONE
+    if policy.programs is None and not guarded:
+        return None
+    capacity = max(1, int(config.kv_tokens * config.admit_share))
+    gate = GateConfig(policy.programs == "fit", config.idle_grace_s, config.tool_grace_s)
+    return ProgramGate(Admission(AdmissionConfig(capacity)), policy.priority, gate)
+
+
+def _prefetcher(policy: Policy, keeper: KvKeeper) -> Prefetcher | None:
+    if not policy.prefetch:
+        return None
+    unknown = policy.prefetch - {"agent", "resume"}
+    if unknown:
+        raise ValueError(f"unknown prefetch kinds {sorted(unknown)}; known: agent, resume")
+    resume = Rewarmer(keeper.deps.tools, keeper.deps.reload_s)
+    return Prefetcher(
+        agents="agent" in policy.prefetch, rewarm=resume if "resume" in policy.prefetch else None
+    )
 
 
 def _keeper(policy: Policy, config: SchedulerConfig, reload_s: Callable[[int], float]) -> KvKeeper:
@@ -47,6 +79,15 @@ class SchedulerConfig:
     idle_ttl_s: float = 600.0
     kv_tokens: int = 444_500  # the engine's KV pool (pin budgets are a share of it)
     pin_share: float = 0.5  # most of the pool that pins of paused programs may hold
+    admit_share: float = 0.9  # most of the pool that active programs' contexts may fill
+    # The engine cannot hold KV itself (no pin API: vLLM): protect pins by program-level
+    # admission, whatever the policy, wherever the policy retains KV.
+    guard_pins: bool = False
+    # An idle program (no call, no tool) keeps its room this long before a parked one may
+    # take it: agents' own gaps between calls are shorter, people's think times longer.
+    idle_grace_s: float = 2.0
+    # The same for a program in a tool pause that the retention rule did not pin.
+    tool_grace_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_inflight < 1:
@@ -88,7 +129,10 @@ class Scheduler:
         self.programs = ProgramTable(
             capacity=self.config.programs_capacity, idle_ttl_s=self.config.idle_ttl_s
         )
+        self.workflows = WorkflowRegistry()  # per-workflow graphs; predictions for programs
         self._queue = CallQueue(policy.priority.shares)
+        self.gate = _gate(policy, self.config)
+        self.prefetcher = _prefetcher(policy, self.keeper)
         self._calls: dict[str, _Running] = {}
         self._inflight = 0
         self._seq = 0
@@ -103,16 +147,16 @@ class Scheduler:
         program = self.programs.touch(spec.program_id, now, tenant=spec.tenant)
         actions: list[Action] = self._note_arrival(program, spec, now)
         self.keeper.arrived(program, spec, now)
+        self.workflows.arrived(program, spec, now)
+        if self.prefetcher is not None:
+            self.prefetcher.arrived(spec.program_id)
         call = QueuedCall(spec, self._seq, now)
         self._seq += 1
         self._submitted += 1
         self._calls[spec.call_id] = _Running(call, self._graph_node(program, spec))
         program.queued += 1
-        priority = self.policy.priority
-        priority.queued(call, program, now)
-        self._queue.push(
-            call, priority.key(call, program, now), priority.wake_at(call, program, now)
-        )
+        self.policy.priority.queued(call, program, now)
+        self._enqueue(call, program, now)
         actions += self._fill(now)
         program.refresh_status()
         return actions
@@ -129,6 +173,11 @@ class Scheduler:
         self._account(program, running, outcome, now)
         self._ended(running, program, now)
         actions = self.keeper.finished(program, running.call.spec, outcome, now)
+        if self.gate is not None:
+            self.gate.finished(program, running.call.spec, outcome, actions, self.programs, now)
+        if self.prefetcher is not None:
+            self.prefetcher.unpinned(actions, self.programs, now)
+            self.prefetcher.finished(program, outcome, actions, now)
         actions += self._fill(now)
         program.refresh_status()
         return actions
@@ -141,7 +190,8 @@ class Scheduler:
         self._cancelled += 1
         program = self.programs.touch(running.call.spec.program_id, now)
         if running.started_at is None:
-            self._queue.remove(call_id)
+            if self._queue.remove(call_id) is None and self.gate is not None:
+                self.gate.unpark(running.call)
             program.queued -= 1
         else:
             self._inflight -= 1
@@ -149,6 +199,8 @@ class Scheduler:
         self._ended(running, program, now)
         program.graph.update_node(running.node, status="cancelled", finished_at=now)
         actions = self.keeper.cancelled(running.call.spec, now)
+        if self.gate is not None:
+            self.gate.let_go(actions, self.programs)
         actions += self._fill(now)
         program.refresh_status()
         return actions
@@ -158,18 +210,57 @@ class Scheduler:
         TTL; expire idle programs."""
         self._rekey(self._queue.due(now), now)
         actions = self.keeper.tick(now)
+        if self.gate is not None:
+            self.gate.let_go(actions, self.programs)
+        if self.prefetcher is not None:
+            self.prefetcher.unpinned(actions, self.programs, now)
+            actions += self._room_for(self.prefetcher.tick(now))
         for program_id in self.programs.expire(now):
             self.policy.priority.forget(program_id)
+            if self.gate is not None:
+                self.gate.leave(program_id)
+            if self.prefetcher is not None:
+                self.prefetcher.forget(program_id)
             actions += self.keeper.expired(program_id, now)
+            self.workflows.expired(program_id)
             actions.append(ProgramExpired(program_id))
+        if self.gate is not None and self.gate.admission.parked:
+            actions += self._fill(now)
+        return actions
+
+    def end_program(self, program_id: str, now: float) -> list[Action]:
+        """The client says the program is over: what the engine holds for it goes, and its
+        workflow graph learns from it. ``KeyError`` if the program is not live."""
+        program = self.programs.get(program_id)
+        if program is None:
+            raise KeyError(program_id)
+        program.status = ProgramStatus.DONE
+        program.pending_tools.clear()
+        self.workflows.ended(program_id, now)
+        actions = self.keeper.ended(program, now)
+        if self.gate is not None:
+            self.gate.let_go(actions, self.programs)
+        actions += self._fill(now)
+        program.refresh_status()
         return actions
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (``None``: nothing is scheduled)."""
-        times = (self.programs.next_expiry(), self._queue.next_wake(), self.keeper.next_deadline())
+        times = (
+            self.programs.next_expiry(),
+            self._queue.next_wake(),
+            self.keeper.next_deadline(),
+            self.gate.next_deadline() if self.gate is not None else None,
+            self.prefetcher.next_deadline() if self.prefetcher is not None else None,
+        )
         return min((t for t in times if t is not None), default=None)
 
     # -- views ------------------------------------------------------------------------
+
+    @property
+    def admission(self) -> Admission | None:
+        """The pool of program-level admission, when the policy or the engine uses one."""
+        return self.gate.admission if self.gate is not None else None
 
     def stats(self) -> SchedulerStats:
         return SchedulerStats(
@@ -192,6 +283,7 @@ class Scheduler:
         # Keys that changed with time are brought up to date first, so that every decision
         # sees them whether or not the driver ticked at their wake-up time.
         self._rekey(self._queue.due(now), now)
+        self._admit(now)
         actions: list[Action] = []
         while self._queue and (
             not self.policy.admission or self._inflight < self.config.max_inflight
@@ -200,6 +292,8 @@ class Scheduler:
             if call is None:
                 break
             actions.append(self._start(call, now))
+            if self.prefetcher is not None:
+                actions += self._room_for(self.prefetcher.started(call.spec, now))
         return actions
 
     def _start(self, call: QueuedCall, now: float) -> Dispatch:
@@ -215,6 +309,35 @@ class Scheduler:
         self.keeper.dispatched(call.spec, now - call.queued_at)
         rank = self.policy.priority.rank(call, program, now)
         return Dispatch(call.spec.call_id, rank, self.keeper.hold_key(call.spec))
+
+    # -- program-level admission ------------------------------------------------------
+
+    def _room_for(self, warms: list[Warm]) -> list[Warm]:
+        """Warms that fit the pool: prefetch stops when memory is tight. (A program still
+        in the pool has its own room already; without a pool, the driver checks.)"""
+        admission = self.admission
+        if admission is None or not warms:
+            return warms
+        return [
+            w
+            for w in warms
+            if (w.kind == "resume" and admission.is_active(w.program_id))
+            or admission.used_tokens + w.tokens <= admission.config.capacity_tokens
+        ]
+
+    def _enqueue(self, call: QueuedCall, program: ProgramState, now: float) -> None:
+        """Queue the call, or park it with its program until the program is admitted."""
+        if self.gate is None or self.gate.passes(call, program, now):
+            priority = self.policy.priority
+            key, wake_at = priority.key(call, program, now), priority.wake_at(call, program, now)
+            self._queue.push(call, key, wake_at)
+
+    def _admit(self, now: float) -> None:
+        if self.gate is not None:
+            for call in self.gate.admit(now):
+                program = self.programs.get(call.spec.program_id)
+                if program is not None:  # always: a program with parked calls never expires
+                    self._enqueue(call, program, now)
 
     def _ended(self, running: _Running, program: ProgramState, now: float) -> None:
         """Tell the priority strategy; re-key the program's queued calls if it asks to."""
@@ -253,23 +376,33 @@ class Scheduler:
         return node
 
     def _end_pause(self, program: ProgramState, spec: CallSpec, now: float) -> list[Action]:
+        # An LLM tool call answered, else tools the client names (x-kvbaton-tool).
+        pause = self._llm_pause(program, spec, now) or self.workflows.tool_pause(
+            program.program_id, spec, now
+        )
+        if pause is None:
+            return []
+        program.pauses.append(pause)
+        self.keeper.paused(pause)
+        self.workflows.paused(program.program_id, pause)
+        return [PauseObserved(program.program_id, pause)]
+
+    def _llm_pause(self, program: ProgramState, spec: CallSpec, now: float) -> ToolPause | None:
         returned = [
             program.pending_tools[i] for i in spec.returned_tool_calls if i in program.pending_tools
         ]
         if not returned or program.tool_wait_since is None or program.tool_after_call is None:
-            return []
+            return None
         pause = ToolPause(
-            tools=tuple(t.name for t in returned),
+            tools=tuple(dict.fromkeys((*(t.name for t in returned), *spec.tools))),
             started_at=program.tool_wait_since,
             duration_s=max(0.0, now - program.tool_wait_since),
             after_call=program.tool_after_call,
             before_call=spec.call_id,
         )
-        program.pauses.append(pause)
-        self.keeper.paused(pause)
         program.pending_tools.clear()
         program.tool_wait_since = program.tool_after_call = None
-        return [PauseObserved(program.program_id, pause)]
+        return pause
 
     def _link_pause(self, program: ProgramState, spec: CallSpec) -> None:
         if program.pauses and program.pauses[-1].before_call == spec.call_id:
@@ -283,6 +416,8 @@ class Scheduler:
         program.prompt_tokens += outcome.prompt_tokens
         program.cached_tokens += outcome.cached_tokens
         program.completion_tokens += outcome.completion_tokens
+        if outcome.ok:
+            program.context_tokens = outcome.prompt_tokens + outcome.completion_tokens
         program.graph.update_node(
             running.node,
             status="done" if outcome.ok else "failed",
@@ -297,3 +432,4 @@ class Scheduler:
             program.tool_after_call = running.call.spec.call_id
         if running.call.spec.last_step and outcome.ok:
             program.status = ProgramStatus.DONE
+        self.workflows.finished(program, running.call.spec, outcome, now - started, now)

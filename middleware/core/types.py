@@ -36,6 +36,10 @@ class CallSpec:
     retry: bool = False
     returned_tool_calls: tuple[str, ...] = ()
     deadline_s: float | None = None  # relative to this call's arrival
+    # Tokens of the call's fixed prefix (system prompt and tools), the part every call of
+    # its agent shares; 0 when unknown.
+    prefix_tokens: int = 0
+    tools: tuple[str, ...] = ()  # tools the client ran since the program's previous call
 
 
 @dataclass(frozen=True, slots=True)

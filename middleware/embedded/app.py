@@ -23,12 +23,14 @@ from aiohttp import web
 
 from ..engine import EngineModel, load_profile
 from .errors import error_middleware
+from .frontend import add_frontend_routes
 from .holds import add_hold_routes
 from .info import add_info_routes
 from .keys import METRICS, RUNNER, SESSIONS, SETTINGS
 from .metrics import EngineMetrics
 from .native import add_native_routes
 from .openai_api import add_openai_routes
+from .responses_api import add_responses_routes
 from .runner import EngineRunner
 from .sessions import SessionTable
 from .settings import EngineSettings
@@ -70,6 +72,8 @@ def create_engine_app(settings: EngineSettings | None = None) -> web.Application
     add_hold_routes(app)
     add_info_routes(app)
     add_openai_routes(app)
+    add_responses_routes(app)
+    add_frontend_routes(app)
     return app
 
 

@@ -14,7 +14,8 @@ from aiohttp import web
 from ..engine import Event, Finished, GenRequest, PrefillDone, Reply, TokenOut
 from ..engine.events import FinishReason
 from .errors import ApiError
-from .keys import METRICS, RUNNER
+from .keys import METRICS, RUNNER, SESSIONS, SETTINGS
+from .sessions import hold_key
 from .wire import HoldParams
 
 __all__ = [
@@ -76,11 +77,17 @@ class Tally:
         }
 
 
-def hold_of(request: web.Request, params: HoldParams | None) -> tuple[str | None, float]:
-    """A request's ``kvbaton_hold`` as the model's (key, TTL in model seconds)."""
-    if params is None:
-        return None, math.inf
-    return params.key, request.app[RUNNER].model_seconds(params.ttl_s)
+def hold_of(
+    request: web.Request, params: HoldParams | None, session_id: str | None = None
+) -> tuple[str | None, float]:
+    """A request's ``kvbaton_hold`` as the model's (key, TTL in model seconds); else, with
+    the session radix cache on, its ``session_id``: held until ``/close_session``."""
+    if params is not None:
+        return params.key, request.app[RUNNER].model_seconds(params.ttl_s)
+    if session_id and request.app[SETTINGS].enable_session_radix_cache:
+        request.app[SESSIONS].tag(session_id)
+        return hold_key(session_id), math.inf
+    return None, math.inf
 
 
 def submit_call(request: web.Request, call: Call) -> asyncio.Queue[Event]:

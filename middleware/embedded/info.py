@@ -63,6 +63,7 @@ async def server_info(request: web.Request) -> web.Response:
             "schedule_policy": "fcfs",
             "enable_priority_scheduling": model.priority_scheduling,
             "radix_eviction_policy": "priority" if model.priority_eviction else "lru",
+            "enable_session_radix_cache": settings.enable_session_radix_cache,
             "time_scale": settings.time_scale,
             "internal_states": [_load(request, stats)],
         }

@@ -7,6 +7,7 @@ per token as ``data: {json}`` chunks, then ``data: [DONE]``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import Finished, TokenOut, text_reply, tokens
+from .batch import single_rid, split_batch
 from .calls import Call, Tally, aborting_on_error, follow_call, hold_of, run_call, submit_call
 from .errors import ApiError, read_json_object
 from .keys import RUNNER, SESSIONS
@@ -46,14 +48,17 @@ def add_native_routes(app: web.Application) -> None:
 
 async def generate(request: web.Request) -> web.StreamResponse:
     body = GenerateRequest.model_validate(await read_json_object(request))
+    batch = split_batch(body)
+    if batch is not None:
+        return web.json_response(await asyncio.gather(*(_generate_one(request, b) for b in batch)))
     new_ids, seed = _input(body)
     sp = body.sampling_params
     max_new = sp.max_new_tokens if sp.max_new_tokens is not None else 128
     reply = text_reply(seed, max_new, sp.ignore_eos, sp.stops)
-    rid = body.rid or uuid.uuid4().hex
+    rid = single_rid(body) or uuid.uuid4().hex
     session = _session(request, body)
     if session is None:
-        hold = hold_of(request, body.kvbaton_hold)
+        hold = hold_of(request, body.kvbaton_hold, body.session_id)
         call = Call(rid, new_ids, reply, max_new, body.priority or 0, *hold)
     else:
         ttl = request.app[RUNNER].model_seconds(session.timeout_s or math.inf)
@@ -69,6 +74,18 @@ async def generate(request: web.Request) -> web.StreamResponse:
     finally:
         if session is not None:
             _end_turn(session, call, tally)
+
+
+async def _generate_one(request: web.Request, body: GenerateRequest) -> dict[str, Any]:
+    """One prompt of a batch (never streamed, never in a session)."""
+    new_ids, seed = _input(body)
+    sp = body.sampling_params
+    max_new = sp.max_new_tokens if sp.max_new_tokens is not None else 128
+    reply = text_reply(seed, max_new, sp.ignore_eos, sp.stops)
+    hold = hold_of(request, body.kvbaton_hold, body.session_id)
+    rid = single_rid(body) or uuid.uuid4().hex
+    call = Call(rid, new_ids, reply, max_new, body.priority or 0, *hold)
+    return _output(body, call, await run_call(request, call), final=True)
 
 
 def _input(body: GenerateRequest) -> tuple[list[int], str | list[int]]:
@@ -96,6 +113,8 @@ def _session(request: web.Request, body: GenerateRequest) -> Session | None:
     params = body.session_params
     if params is None:
         return None
+    if body.session_id is not None:
+        raise ApiError("session_id cannot be combined with session_params", param="session_id")
     if params.offset not in (None, -1) or params.replace or params.drop_previous_output:
         raise ApiError("session offset/replace/drop_previous_output are not supported")
     session = request.app[SESSIONS].get(params.id, time.monotonic())
@@ -155,7 +174,7 @@ def _output(body: GenerateRequest, call: Call, tally: Tally, *, final: bool) -> 
     if final:
         meta["e2e_latency"] = tally.e2e_s
     if body.return_logprob:
-        meta.update(_logprobs(body, call.prompt, ids))
+        meta.update(_logprobs(body, call.prompt, ids, call.reply.pieces[:n]))
     return {"text": "".join(call.reply.pieces[:n]), "output_ids": ids, "meta_info": meta}
 
 
@@ -174,15 +193,32 @@ def _fake_logprob(token_id: int) -> float:
     return -round((token_id % 1000) / 250.0, 4)
 
 
-def _logprobs(body: GenerateRequest, prompt: list[int], output: list[int]) -> dict[str, Any]:
+def _logprobs(
+    body: GenerateRequest, prompt: list[int], output: list[int], output_texts: tuple[str, ...]
+) -> dict[str, Any]:
+    """``[logprob, token id, token text or None]`` per token (text with
+    ``return_text_in_logprobs``; for the prompt only where it was sent as one text)."""
     start = body.logprob_start_len
     inputs = prompt[start:] if start >= 0 else []
+    texts = _prompt_texts(body, prompt)[start:] if start >= 0 else []
+    out_texts = output_texts if body.return_text_in_logprobs else (None,) * len(output)
     return {
         "input_token_logprobs": [
-            [None if start + i == 0 else _fake_logprob(t), t, None] for i, t in enumerate(inputs)
+            [None if start + i == 0 else _fake_logprob(t), t, texts[i]]
+            for i, t in enumerate(inputs)
         ],
-        "output_token_logprobs": [[_fake_logprob(t), t, None] for t in output],
+        "output_token_logprobs": [
+            [_fake_logprob(t), t, text] for t, text in zip(output, out_texts, strict=True)
+        ],
     }
+
+
+def _prompt_texts(body: GenerateRequest, prompt: list[int]) -> list[str | None]:
+    if body.return_text_in_logprobs and isinstance(body.text, str) and body.session_params is None:
+        pieces = tokens.pieces(body.text)
+        if len(pieces) == len(prompt):
+            return list(pieces)
+    return [None] * len(prompt)
 
 
 # -- sessions, abort, flush -------------------------------------------------------------
@@ -199,10 +235,11 @@ async def open_session(request: web.Request) -> web.Response:
 
 async def close_session(request: web.Request) -> web.Response:
     body = CloseSessionRequest.model_validate(await read_json_object(request))
-    session = request.app[SESSIONS].close(body.session_id)
-    if session is None:
+    sessions = request.app[SESSIONS]
+    opened = sessions.close(body.session_id) is not None
+    if not sessions.untag(body.session_id) and not opened:
         raise ApiError(f"session {body.session_id!r} is not open", param="session_id")
-    request.app[RUNNER].release(hold_key(session.id))
+    request.app[RUNNER].release(hold_key(body.session_id))
     return web.Response()
 
 

@@ -60,9 +60,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     prompt = tokens.encode(tokens.render_chat(messages, tools))
     rid = body.rid or f"chatcmpl-{uuid.uuid4().hex}"
     max_new = _max_new(body.token_limit, reply)
-    call = Call(
-        rid, prompt, reply, max_new, body.priority or 0, *hold_of(request, body.kvbaton_hold)
-    )
+    hold = hold_of(request, body.kvbaton_hold, body.session_id)
+    call = Call(rid, prompt, reply, max_new, body.priority or 0, *hold)
     if body.stream:
         usage = body.stream_options is not None and body.stream_options.include_usage
         return await _stream_chat(request, call, usage)
@@ -136,7 +135,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     reply = text_reply(prompt, body.max_tokens, body.ignore_eos, body.stops)
     rid = body.rid or f"cmpl-{uuid.uuid4().hex}"
     max_new = _max_new(body.max_tokens, reply)
-    call = Call(rid, ids, reply, max_new, body.priority or 0, *hold_of(request, body.kvbaton_hold))
+    hold = hold_of(request, body.kvbaton_hold, body.session_id)
+    call = Call(rid, ids, reply, max_new, body.priority or 0, *hold)
     if body.stream:
         usage = body.stream_options is not None and body.stream_options.include_usage
         return await _stream_completion(request, call, usage)

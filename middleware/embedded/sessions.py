@@ -4,6 +4,10 @@
 new text or tokens, which are appended to the session's previous prompt and output. The KV is
 held (an engine hold keyed by `hold_key`) until ``/close_session`` or until ``timeout``
 seconds pass without a request.
+
+With the session radix cache on, a request that carries ``session_id`` (no open needed; any
+route) has the KV it leaves held under the same key until ``/close_session``: the table
+only remembers such ids as *tagged*, so that closing one succeeds.
 """
 
 from __future__ import annotations
@@ -36,6 +40,17 @@ class SessionTable:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._tagged: set[str] = set()  # session_id seen on requests (session radix cache)
+
+    def tag(self, session_id: str) -> None:
+        self._tagged.add(session_id)
+
+    def untag(self, session_id: str) -> bool:
+        """Forget a tagged id; False if it was never tagged."""
+        if session_id not in self._tagged:
+            return False
+        self._tagged.discard(session_id)
+        return True
 
     def open(self, session_id: str | None, timeout_s: float | None, now: float) -> Session:
         """Open a session; raises ValueError if the id is already open."""

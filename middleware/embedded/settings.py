@@ -30,3 +30,6 @@ class EngineSettings(BaseSettings):
     model_name: str = "kvbaton-tiny"
     priority_scheduling: bool = True
     radix_eviction_policy: Literal["lru", "priority"] = "lru"
+    # SGLang --enable-session-radix-cache: a request's ``session_id`` keeps the KV it leaves
+    # until /close_session (held outright here; SGLang evicts untagged KV first).
+    enable_session_radix_cache: bool = False

@@ -113,6 +113,7 @@ class _OpenAIRequest(_Body):
     ignore_eos: bool = False
     priority: int | None = None
     rid: str | None = None
+    session_id: str | None = None
     kvbaton_hold: HoldParams | None = None
 
     @model_validator(mode="after")
@@ -197,13 +198,15 @@ class GenerateRequest(_Body):
     input_ids: list[int] | list[list[int]] | None = None
     sampling_params: SamplingParams = Field(default_factory=SamplingParams)
     stream: bool = False
-    rid: str | None = None
+    rid: str | list[str] | None = None  # a list for a batch of prompts (see `batch`)
     priority: int | None = None
     session_params: SessionParams | None = None
+    session_id: str | None = None
     kvbaton_hold: HoldParams | None = None
     return_logprob: bool = False
     logprob_start_len: int = -1
     top_logprobs_num: int = 0
+    return_text_in_logprobs: bool = False
 
 
 class OpenSessionRequest(_Body):

@@ -30,6 +30,7 @@ _CHAT_SEED = b"kvbaton/chat/1"
 _TEXT_SEED = b"kvbaton/text/1"
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _SKIPPED_ITEMS = frozenset({"reasoning"})
+_INSTRUCTION_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass(slots=True)
@@ -43,14 +44,19 @@ class _Unit:
         return _stable([self.role, self.text.strip(), self.calls, self.answers]).encode()
 
 
-def message_units(messages: Any) -> list[bytes]:
-    """The canonical encoding of each unit of chat messages or Responses input items."""
+def message_units(messages: Any, *, without_instructions: bool = False) -> list[bytes]:
+    """The canonical encoding of each unit of chat messages or Responses input items.
+
+    ``without_instructions`` drops system and developer messages: what is left is the
+    dialogue, which stays the same when an agent hands the conversation to another agent
+    with other instructions (see :mod:`.conversation`).
+    """
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     units: list[_Unit] = []
     for message in sequence(messages):
         unit = _unit(message)
-        if unit is None:
+        if unit is None or (without_instructions and unit.role in _INSTRUCTION_ROLES):
             continue
         if units and unit.role == "assistant" and units[-1].role == "assistant":
             units[-1].text += unit.text

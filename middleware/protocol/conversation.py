@@ -3,9 +3,17 @@
 An agent's next call resends its conversation so far plus what happened since: request
 N+1's input starts with request N's input followed by N's reply. So after each reply the
 proxy remembers ``hash(input + reply) -> program`` and ``hash(input) -> program``; a new
-request's program is the one remembered for its longest remembered prefix. Three key
+request's program is the one remembered for its longest remembered prefix. Four key
 spaces share one LRU of bounded size: chat messages / Responses input items
-(:mod:`.canonical`), Responses ids (``previous_response_id``) and text prompts.
+(:mod:`.canonical`), the same without system and developer messages, Responses ids
+(``previous_response_id``) and text prompts.
+
+The second space keeps a program whole across a *handoff*: an agent framework that passes
+the conversation to another agent (OpenAI Agents SDK handoffs, supervisor graphs) resends
+it under the new agent's system prompt, so its full prefix is new but its dialogue is not.
+Only ``input + reply`` is remembered there, never a bare input: a request continues a
+program through it only if it carries that program's own reply, so two programs that
+merely start with the same user message under different system prompts stay apart.
 """
 
 from collections import OrderedDict
@@ -23,7 +31,7 @@ from kvbaton.middleware.protocol.canonical import (
 
 __all__ = ["ContinuationIndex"]
 
-_CHAT, _RESPONSE, _TEXT = b"c", b"r", b"t"
+_CHAT, _DIALOGUE, _RESPONSE, _TEXT = b"c", b"d", b"r", b"t"
 _TAILS_PER_BLOCK = 8
 
 
@@ -36,7 +44,7 @@ class _Entry:
 class ContinuationIndex:
     """Bounded map from conversation prefixes to the program that produced them.
 
-    ``capacity`` bounds the number of remembered keys (each ``remember`` adds at most two);
+    ``capacity`` bounds the number of remembered keys (each ``remember`` adds at most three);
     the least recently used go first. With ``ttl_s``, a lookup that passes ``now`` also
     ignores keys remembered more than ``ttl_s`` seconds earlier.
     """
@@ -55,18 +63,31 @@ class ContinuationIndex:
     # --- chat messages and Responses input items -----------------------------------------
 
     def remember(self, messages: Any, reply_message: Any, program_id: str, now: float) -> None:
-        """After a reply: ``messages`` (+ the reply: one message, or a list of output items)."""
+        """After a reply: ``messages`` (+ the reply: one message, or a list of output items).
+
+        Adds at most three keys: the input, the input + reply, and the latter's dialogue.
+        """
         prefix = _as_list(messages)
-        for units in (message_units(prefix), message_units([*prefix, *_as_list(reply_message)])):
+        extended = [*prefix, *_as_list(reply_message)]
+        for units in (message_units(prefix), message_units(extended)):
             if units:
                 self._put(_CHAT + chain(units)[-1], program_id, now)
+        dialogue = message_units(extended, without_instructions=True)
+        if dialogue and reply_message is not None:
+            self._put(_DIALOGUE + chain(dialogue)[-1], program_id, now)
 
     def lookup(self, messages: Any, now: float | None = None) -> str | None:
-        """The program remembered for the longest prefix of ``messages``."""
-        for digest in reversed(chain(message_units(_as_list(messages)))):
-            program_id = self._get(_CHAT + digest, now)
-            if program_id is not None:
-                return program_id
+        """The program remembered for the longest prefix of ``messages``; failing that, the
+        one whose dialogue (input + reply, instructions left out) it extends."""
+        listed = _as_list(messages)
+        for space, units in (
+            (_CHAT, message_units(listed)),
+            (_DIALOGUE, message_units(listed, without_instructions=True)),
+        ):
+            for digest in reversed(chain(units)):
+                program_id = self._get(space + digest, now)
+                if program_id is not None:
+                    return program_id
         return None
 
     # --- Responses API ids ----------------------------------------------------------------

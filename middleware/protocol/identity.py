@@ -25,7 +25,9 @@ class Identity:
     ``source`` names the convention that supplied ``program_id`` (``"none"`` when nothing
     did, ``"previous-response"`` when only ``previous_response_id`` hints at it).
     ``deadline_s`` is relative to the request's arrival. ``retry`` marks an SDK retry of an
-    earlier attempt (``x-stainless-retry-count`` > 0), not a new step.
+    earlier attempt (``x-stainless-retry-count`` > 0), not a new step. ``tools`` names the
+    tools the program ran since its previous LLM call (``x-kvbaton-tool``), when they were
+    not LLM tool calls the proxy could see.
     """
 
     program_id: str | None = None
@@ -41,6 +43,7 @@ class Identity:
     workflow: str | None = None
     deadline_s: float | None = None
     previous_response_id: str | None = None
+    tools: tuple[str, ...] = ()
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -77,6 +80,7 @@ def identify(headers: Mapping[str, str], body: Any) -> Identity:
         workflow=text(own.get(wire.FIELD_WORKFLOW)) or (claim.workflow if claim else None),
         deadline_s=seconds(own.get(wire.FIELD_DEADLINE_S)),
         previous_response_id=previous,
+        tools=_tools(own.get(wire.FIELD_TOOL)),
     )
 
 
@@ -107,6 +111,16 @@ def _winning_claim(own: Mapping[str, Any], h: Headers, b: Body) -> Claim | None:
         if claim is not None:
             return claim
     return None
+
+
+_MAX_TOOLS = 32  # names per call; a longer list is cut, not refused
+
+
+def _tools(raw: Any) -> tuple[str, ...]:
+    """Tool names from ``"a, b"`` (header) or ``["a", "b"]`` / ``"a"`` (body), deduplicated."""
+    items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    names = (text(item) for item in items[: _MAX_TOOLS * 4] if isinstance(item, str))
+    return tuple(dict.fromkeys(n for n in names if n))[:_MAX_TOOLS]
 
 
 def _is_retry(raw: str | None) -> bool:

@@ -6,7 +6,14 @@ from typing import Any
 from kvbaton.middleware.protocol.routes import Route, route_of
 from kvbaton.middleware.protocol.values import get, sequence
 
-__all__ = ["prompt_text", "reply_message", "reply_text", "request_messages"]
+__all__ = [
+    "prefill_only",
+    "prompt_text",
+    "reply_message",
+    "reply_text",
+    "request_messages",
+    "shared_prompt",
+]
 
 
 def request_messages(route: str, body: Any) -> Any:
@@ -32,6 +39,44 @@ def prompt_text(route: str, body: Any) -> str | None:
     if isinstance(prompt, list) and len(prompt) == 1:
         prompt = prompt[0]
     return prompt if isinstance(prompt, str) else None
+
+
+def shared_prompt(route: str, body: Any) -> str | None:
+    """The text every prompt of the request starts with: its one prompt, or what a batch
+    of text prompts has in common (SGLang's frontend scores ``select`` choices as one
+    batch, ``[state + choice for choice in choices]``, that continues ``state``)."""
+    match route_of(route):
+        case Route.COMPLETIONS:
+            prompt = get(body, "prompt")
+        case Route.GENERATE:
+            prompt = get(body, "text")
+        case _:
+            return None
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return _common_prefix(prompt) or None
+    return prompt if isinstance(prompt, str) else None
+
+
+def prefill_only(route: str, body: Any) -> bool:
+    """A text call that asks for no output (SGLang ``max_new_tokens: 0``, completions
+    ``max_tokens: 0``): a cache warm-up, such as the shared prefix SGLang's frontend sends
+    before a batch of programs. Its prompt is not a program's conversation so far."""
+    match route_of(route):
+        case Route.GENERATE:
+            limit = get(body, "sampling_params", "max_new_tokens")
+        case Route.COMPLETIONS:
+            limit = get(body, "max_tokens")
+        case _:
+            return False
+    return limit == 0 and not isinstance(limit, bool)
+
+
+def _common_prefix(texts: list[str]) -> str:
+    # The lexicographically first and last texts differ earliest: their common prefix is all's.
+    first, last = min(texts), max(texts)
+    pairs = enumerate(zip(first, last, strict=False))
+    end = next((i for i, (a, b) in pairs if a != b), len(first))
+    return first[:end]
 
 
 def reply_message(route: str, response_json: Any) -> dict[str, Any] | None:

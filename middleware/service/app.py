@@ -22,6 +22,7 @@ from kvbaton.middleware.service.context import SERVICE, Service, spawn
 from kvbaton.middleware.service.dispatcher import Dispatcher
 from kvbaton.middleware.service.errors import error_middleware
 from kvbaton.middleware.service.metrics import ProxyMetrics
+from kvbaton.middleware.service.prefixes import PrefixStore
 from kvbaton.middleware.service.routes import add_routes
 from kvbaton.middleware.settings import ProxySettings
 
@@ -64,7 +65,9 @@ def create_app(
             yield
         finally:
             ticker.cancel()
+            await service.dispatcher.aclose()
             await asyncio.gather(ticker, *service.background, return_exceptions=True)
+            await engine.release_all()  # no session or pin outlives the proxy
             if backend is None:
                 await engine.aclose()
 
@@ -85,10 +88,16 @@ def _service(
         programs_capacity=settings.programs_capacity,
         idle_ttl_s=settings.idle_ttl_s,
         kv_tokens=backend.capabilities.kv_tokens or profile.kv_tokens,
+        # An engine that cannot hold KV itself keeps pins only if the proxy admits no work
+        # that would evict them.
+        guard_pins=not backend.capabilities.holds_kv,
     )
     scheduler = Scheduler(_policy(settings), config, reload_s=reload_from_profile(profile))
     background: set[asyncio.Task[Any]] = set()
-    dispatcher = Dispatcher(scheduler, metrics, clock, backend, partial(spawn, background))
+    prefixes = PrefixStore(programs_capacity=min(settings.programs_capacity, 10_000))
+    dispatcher = Dispatcher(
+        scheduler, metrics, clock, backend, partial(spawn, background), prefixes
+    )
     metrics.gauge(
         "kvbaton_queue_depth", "calls waiting in the proxy", lambda: scheduler.stats().queued
     )

@@ -25,19 +25,23 @@ from kvbaton.middleware.protocol import (
     Usage,
     find_usage,
     identify,
+    reply_message,
     requested_tool_calls,
     returned_tool_call_ids,
     strip_own,
 )
 from kvbaton.middleware.protocol import ToolCall as RequestedTool
+from kvbaton.middleware.protocol.agents import instructions_agent
 from kvbaton.middleware.protocol.usage_events import UsageEventFilter, wants_usage
 from kvbaton.middleware.service.context import SERVICE, Service
 from kvbaton.middleware.service.continuity import (
     continued_program,
     remember_reply,
     remember_stream,
+    stream_message,
 )
 from kvbaton.middleware.service.dispatcher import Ticket
+from kvbaton.middleware.service.prefixes import fixed_prefix
 from kvbaton.middleware.service.requests import read_call_body
 
 __all__ = ["call_handler"]
@@ -100,7 +104,7 @@ async def _prepare(request: web.Request, route: Route, service: Service) -> _Cal
         call_id=uuid.uuid4().hex,
         program_id=program_id,
         tenant=identity.tenant or "default",
-        agent=identity.agent,
+        agent=identity.agent or instructions_agent(route, body),
         step=identity.step,
         parent_step=identity.parent_step,
         workflow=identity.workflow,
@@ -109,6 +113,8 @@ async def _prepare(request: web.Request, route: Route, service: Service) -> _Cal
         retry=identity.retry,
         returned_tool_calls=tuple(returned_tool_call_ids(route, body)),
         deadline_s=identity.deadline_s,
+        prefix_tokens=_prefix_tokens(route, body),
+        tools=identity.tools,
     )
     return _Call(route, body, headers, identity, spec)
 
@@ -127,6 +133,18 @@ def _estimate_tokens(route: Route, body: dict[str, Any]) -> int:
     if isinstance(source, list) and source and isinstance(source[0], int):
         return len(source)
     return len(json.dumps(source, default=str)) // _CHARS_PER_TOKEN
+
+
+def _prefix_tokens(route: Route, body: dict[str, Any]) -> int:
+    """Rough size of the call's fixed prefix (system messages and tools): what a warm of its
+    agent would load. Chat calls only, as the prefix store keeps chat bodies."""
+    messages = body.get("messages")
+    if route is not Route.CHAT or not isinstance(messages, list):
+        return 0
+    fixed = fixed_prefix(messages)
+    if not fixed:
+        return 0
+    return len(json.dumps([fixed, body.get("tools")], default=str)) // _CHARS_PER_TOKEN
 
 
 async def _forward(
@@ -177,6 +195,8 @@ async def _relay_whole(
     remember_reply(
         service.continuation, call.route, call.body, reply, call.spec.program_id, service.clock()
     )
+    if call.route is Route.CHAT:
+        _remember_prefix(service, call, reply_message(call.route, reply))
     return response
 
 
@@ -212,7 +232,17 @@ async def _relay_stream(
     remember_stream(
         service.continuation, call.route, call.body, summary, call.spec.program_id, service.clock()
     )
+    if call.route is Route.CHAT:
+        _remember_prefix(service, call, stream_message(summary))
     return response
+
+
+def _remember_prefix(service: Service, call: _Call, reply: dict[str, Any] | None) -> None:
+    """Keep what a warm of this program (or of its agent's fixed prefix) would load."""
+    spec = call.spec
+    service.dispatcher.prefixes.remember(
+        spec.program_id, spec.workflow, spec.agent, call.body, reply
+    )
 
 
 def _account(

@@ -14,8 +14,9 @@ from kvbaton.middleware.protocol import (
     reply_text,
     request_messages,
 )
+from kvbaton.middleware.protocol.payloads import prefill_only, shared_prompt
 
-__all__ = ["continued_program", "remember_reply", "remember_stream"]
+__all__ = ["continued_program", "remember_reply", "remember_stream", "stream_message"]
 
 
 def continued_program(
@@ -28,7 +29,7 @@ def continued_program(
             return found
     if route in (Route.CHAT, Route.RESPONSES):
         return index.lookup(request_messages(route, body), now)
-    prompt = prompt_text(route, body)
+    prompt = shared_prompt(route, body)
     return index.lookup_text(prompt, now) if prompt is not None else None
 
 
@@ -49,7 +50,7 @@ def remember_reply(
             index.remember(request_messages(route, body), message, program_id, now)
         return
     prompt, text = prompt_text(route, body), reply_text(route, reply)
-    if prompt is not None and text is not None:
+    if prompt is not None and text is not None and not prefill_only(route, body):
         index.remember_text(prompt, text, program_id, now)
 
 
@@ -66,18 +67,23 @@ def remember_stream(
         remember_reply(index, route, body, summary.response, program_id, now)
         return
     if route is Route.CHAT:
-        message: dict[str, Any] = {"role": "assistant", "content": summary.text}
-        if summary.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": t.id,
-                    "type": "function",
-                    "function": {"name": t.name, "arguments": t.arguments},
-                }
-                for t in summary.tool_calls
-            ]
-        index.remember(request_messages(route, body), message, program_id, now)
+        index.remember(request_messages(route, body), stream_message(summary), program_id, now)
         return
     prompt = prompt_text(route, body)
-    if prompt is not None:
+    if prompt is not None and not prefill_only(route, body):
         index.remember_text(prompt, summary.text, program_id, now)
+
+
+def stream_message(summary: StreamSummary) -> dict[str, Any]:
+    """The assistant message a streamed chat reply amounts to."""
+    message: dict[str, Any] = {"role": "assistant", "content": summary.text}
+    if summary.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": t.id,
+                "type": "function",
+                "function": {"name": t.name, "arguments": t.arguments},
+            }
+            for t in summary.tool_calls
+        ]
+    return message

@@ -27,8 +27,12 @@ from kvbaton.middleware.core.actions import (
 from kvbaton.middleware.core.scheduler import Scheduler
 from kvbaton.middleware.core.types import CallOutcome, CallSpec
 from kvbaton.middleware.service.metrics import ProxyMetrics
+from kvbaton.middleware.service.prefixes import PrefixStore
 
-__all__ = ["Dispatcher", "Ticket"]
+__all__ = ["MAX_WARMS_IN_FLIGHT", "Dispatcher", "Ticket"]
+
+# Warms at the engine at once: more would compete with the calls they are meant to speed up.
+MAX_WARMS_IN_FLIGHT = 4
 
 
 @dataclass(slots=True)
@@ -50,12 +54,15 @@ class Dispatcher:
         clock: Callable[[], float],
         backend: Backend,
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        prefixes: PrefixStore | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.metrics = metrics
         self.clock = clock
         self.backend = backend
+        self.prefixes = prefixes or PrefixStore()
         self._spawn = spawn  # pin control calls run in the background, off the request path
+        self._warms: set[asyncio.Task[None]] = set()  # cancelled at shutdown, not awaited
         self._waiting: dict[str, asyncio.Future[Dispatch]] = {}
         self._wake = asyncio.Event()
         self._ticker_wakes_at = math.inf
@@ -89,6 +96,10 @@ class Dispatcher:
             raise
         self._run(self.scheduler.finish(spec.call_id, ticket.outcome, self.clock()))
 
+    def apply(self, actions: list[Action]) -> None:
+        """Carry out actions the core returned outside a call (e.g. ``end_program``)."""
+        self._run(actions)
+
     def _run(self, actions: list[Action]) -> None:
         for action in actions:
             match action:
@@ -98,22 +109,52 @@ class Dispatcher:
                         future.set_result(action)
                 case PauseObserved(pause=pause):
                     self.metrics.tool_pause_seconds.observe(pause.duration_s)
-                case ProgramExpired():
+                case ProgramExpired(program_id=program_id):
                     self.metrics.programs_expired.inc()
+                    self.prefixes.forget(program_id)
                 case Pin(key=key, ttl_s=ttl_s):
                     self.metrics.pins.labels(event="pinned").inc()
-                    self._spawn(self.backend.retime_pin(key, ttl_s))
+                    # Pin keys are program ids; engines that re-touch need the context.
+                    prefix = self.prefixes.resume(key)
+                    self._spawn(self.backend.retime_pin(key, ttl_s, prefix))
                 case Unpin(key=key, reason=reason):
                     self.metrics.pins.labels(event=reason).inc()
                     self._spawn(self.backend.release_pin(key))
                 case Warm():
-                    pass  # prefix warming is carried out once the backend can warm
+                    self._warm(action)
                 case _:
                     assert_never(action)
         # Wake the ticker only when the core now wants it earlier than it planned to wake.
         deadline = self.scheduler.next_deadline()
         if deadline is not None and deadline < self._ticker_wakes_at:
             self._wake.set()
+
+    def _warm(self, warm: Warm) -> None:
+        """Send a warm in the background, outside the scheduler's slots; skipped when the
+        engine cannot warm, the store has not seen the prefix, or enough warms are already
+        at the engine."""
+        body = self.prefixes.body_for(warm) if self.backend.capabilities.can_warm else None
+        if body is None or len(self._warms) >= MAX_WARMS_IN_FLIGHT:
+            self.metrics.warms.labels(kind=warm.kind, result="skipped").inc()
+            return
+        task = asyncio.get_running_loop().create_task(self._send_warm(warm.kind, body))
+        self._warms.add(task)
+        task.add_done_callback(self._warms.discard)
+
+    async def _send_warm(self, kind: str, body: dict[str, Any]) -> None:
+        cached = await self.backend.warm(body)
+        self.metrics.warms.labels(kind=kind, result="failed" if cached is None else "sent").inc()
+
+    @property
+    def warms_in_flight(self) -> int:
+        return len(self._warms)
+
+    async def aclose(self) -> None:
+        """Cancel warms still in flight (shutdown): a warm no one will use is not waited for."""
+        tasks = list(self._warms)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run_ticker(self) -> None:
         """Call the core's ``tick`` at its deadlines, for as long as the app runs."""

@@ -51,6 +51,12 @@ class ProxyMetrics:
         self.pins = Counter(
             "kvbaton_pins", "KV pins set, and ended by reason", ["event"], registry=r
         )
+        self.warms = Counter(
+            "kvbaton_warms",
+            "prefix warms by kind (resume, agent) and result (sent, failed, skipped)",
+            ["kind", "result"],
+            registry=r,
+        )
         self.programs_expired = Counter(
             "kvbaton_programs_expired", "programs dropped from the table", registry=r
         )

@@ -12,6 +12,7 @@ from kvbaton.middleware.protocol.routes import Route
 from kvbaton.middleware.service.calls import call_handler
 from kvbaton.middleware.service.context import SERVICE
 from kvbaton.middleware.service.errors import error_response
+from kvbaton.middleware.service.workflow_routes import add_workflow_routes
 
 __all__ = ["add_routes"]
 
@@ -25,6 +26,7 @@ _PASS_THROUGH = [
     ("GET", "/flush_cache"),
     ("POST", "/flush_cache"),
     ("POST", "/abort_request"),
+    ("POST", "/concate_and_append_request"),  # SGLang's frontend joining forks
 ]
 
 
@@ -92,8 +94,11 @@ async def get_program(request: web.Request) -> web.Response:
         return error_response(
             404, f"no live program {program_id!r}", "not_found_error", param="program_id"
         )
-    body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, service.clock())
+    now = service.clock()
+    body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, now)
     body["graph"] = program.graph.to_json()
+    prediction = scheduler.workflows.predict(program, now)
+    body["prediction"] = prediction.to_json() if prediction is not None else None
     return web.json_response(body)
 
 
@@ -106,3 +111,4 @@ def add_routes(app: web.Application, metrics_handler: Any) -> None:
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/kvbaton/v1/programs", list_programs)
     app.router.add_get("/kvbaton/v1/programs/{program_id}", get_program)
+    add_workflow_routes(app)

@@ -41,8 +41,14 @@ def test_results_have_exactly_the_format_keys(trace: Path, tmp_path: Path) -> No
     assert written["engine"] == "sim" and written["trace"] == str(trace)
     assert list(written["policies"]) == list(POLICIES)
     for entry in written["policies"].values():
-        assert list(entry) == list(RESULT_KEYS)
+        assert list(entry) == [*RESULT_KEYS, "cache"]  # the simulator adds cache figures
         assert entry["programs"] == 6 and entry["calls"] == 18 and entry["failed_programs"] == 0
+        cache = entry["cache"]
+        assert set(cache) == {"pins", "pinned_token_s", "warms", "evicted_tokens"}
+        assert cache["pins"]["consumed"] + cache["pins"]["expired"] <= cache["pins"]["granted"]
+    retaining = written["policies"]["continuum"]["cache"]
+    assert written["policies"]["baseline"]["cache"]["pins"]["granted"] == 0
+    assert retaining["pinned_token_s"] >= 0
     assert set(written["lower_bound"]) == {"jct_mean_s"}
     profile = written["engine_profile"]
     assert profile["name"] == "demo-tiny" and profile["kv_tokens"] == 6000 and profile["sources"]
@@ -88,7 +94,7 @@ def test_sweep_writes_every_rate_and_a_png(trace: Path, tmp_path: Path) -> None:
     assert all(set(s) == {"rate_scale", "policies"} for s in sweep)
     assert sweep[1]["policies"] == results["policies"]  # the main run is reused
     for s in sweep:
-        assert all(list(e) == list(RESULT_KEYS) for e in s["policies"].values())
+        assert all(list(e) == [*RESULT_KEYS, "cache"] for e in s["policies"].values())
     assert "by rate scale" in console.export_text()
 
 

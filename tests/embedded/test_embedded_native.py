@@ -78,7 +78,7 @@ async def test_prefill_only_warms_the_cache(client):
         {},
         {"text": "x", "sampling_params": {"n": 2}},
         {"input_ids": "abc"},
-        {"text": ["a", "b"]},
+        {"text": ["a", "b"], "stream": True},  # batches are served whole (test_embedded_frontend)
         {"text": "x", "session_params": {"id": "missing"}},
     ],
 )

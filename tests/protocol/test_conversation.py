@@ -304,3 +304,35 @@ def test_text_tails_per_block_are_bounded() -> None:
         index.remember_text(SHARED + "q" * i, "", f"p{i}", now=float(i))
     assert index.lookup_text(SHARED + "q" * 49 + "!") == "p49"
     assert max(len(tails) for tails in index._tails.values()) <= 8
+
+
+def test_handoff_under_new_instructions_continues_the_program() -> None:
+    """An agent hands the dialogue to another agent, which resends it under its own system
+    prompt: the full prefix is new, the dialogue (input + the program's reply) is not."""
+    index = ContinuationIndex(capacity=100)
+    user = {"role": "user", "content": "my card was charged twice"}
+    handoff = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "transfer_to_billing", "arguments": "{}"},
+            }
+        ],
+    }
+    index.remember([{"role": "system", "content": "You triage."}, user], handoff, "p", now=0.0)
+    result = {"role": "tool", "tool_call_id": "call_1", "content": "{'assistant': 'Billing'}"}
+    billing = [{"role": "system", "content": "You do billing."}, user, handoff, result]
+    assert index.lookup(billing) == "p"
+
+
+def test_same_first_message_under_other_instructions_is_another_program() -> None:
+    index = ContinuationIndex(capacity=100)
+    user = {"role": "user", "content": "hello"}
+    index.remember(
+        [{"role": "system", "content": "A"}, user], {"role": "assistant", "content": "hi"}, "p", 0.0
+    )
+    assert index.lookup([{"role": "system", "content": "B"}, user]) is None
+    assert index.lookup([user]) is None

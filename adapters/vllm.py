@@ -1,0 +1,51 @@
+"""vLLM: no pin API, so paused programs' prefixes are kept by re-touching, and warmed with
+the smallest legal request.
+
+vLLM's prefix cache keeps freed blocks in an LRU free queue; nothing lets a client hold them
+(``session_id`` only labels KV events, priority does not touch eviction). Two things keep a
+paused program's KV: the proxy's admission control holds back work that would push the
+engine's KV past its capacity while pins are live (the scheduler's ``guard_pins``, set
+because ``holds_kv`` is false), and this backend re-touches each pinned prefix (`Retoucher`)
+until its TTL ends. A warm is a chat completion with ``max_tokens: 1`` (vLLM refuses 0);
+``--enable-prompt-tokens-details`` makes it report the cached tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvbaton.adapters.http import HttpBackend
+from kvbaton.adapters.retouch import Retoucher
+
+__all__ = ["RETOUCH_EVERY_S", "VllmBackend", "chat_warm"]
+
+# Seconds between touches of a pinned prefix: short next to a tool pause, long next to a warm.
+RETOUCH_EVERY_S = 2.0
+
+
+def chat_warm(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat body of a warm: the prompt as the program sends it, one output token."""
+    return {**body, "max_tokens": 1, "stream": False}
+
+
+class VllmBackend(HttpBackend):
+    def __init__(self, *args: Any, retouch_every_s: float = RETOUCH_EVERY_S, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.retouch = Retoucher(self.warm, retouch_every_s)
+
+    async def retime_pin(self, key: str, ttl_s: float, prefix: dict[str, Any] | None) -> int:
+        self.retouch.start(key, ttl_s, prefix)
+        return 0  # vLLM does not say how much of it is still cached
+
+    async def release_pin(self, key: str) -> None:
+        self.retouch.stop(key)
+
+    async def release_all(self) -> None:
+        await self.retouch.stop_all()
+
+    async def warm(self, body: dict[str, Any]) -> int | None:
+        return await self._warm_with("/v1/chat/completions", chat_warm(body))
+
+    async def aclose(self) -> None:
+        await self.retouch.stop_all()
+        await super().aclose()

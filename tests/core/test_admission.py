@@ -1,0 +1,151 @@
+"""Program-level admission with explicit ``now``: the pool, parking, best fit, shedding."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvbaton.middleware.core.actions import Dispatch
+from kvbaton.middleware.core.admission import Admission, AdmissionConfig
+from kvbaton.middleware.core.policies import make_policy
+from kvbaton.middleware.core.scheduler import Scheduler, SchedulerConfig
+from kvbaton.middleware.core.types import CallOutcome, CallSpec, ToolCall
+
+
+def dispatched(actions: list) -> list[str]:
+    return [a.call_id for a in actions if isinstance(a, Dispatch)]
+
+
+def sched(policy: str, kv: int = 1000, **kw: float) -> Scheduler:
+    # admit_share 1: the pool is the engine's KV, so token figures below read directly.
+    config = SchedulerConfig(max_inflight=64, kv_tokens=kv, admit_share=1.0, **kw)  # type: ignore[arg-type]
+    return Scheduler(make_policy(policy), config)
+
+
+# -- the pool on its own ----------------------------------------------------------------
+
+
+def test_pool_counts_headroom_and_frees_on_leave() -> None:
+    a = Admission(AdmissionConfig(1000, headroom_tokens=100))
+    assert a.fits(900) and a.fits(5000)  # an empty pool takes anything, else it would stall
+    a.activate("p", 400)
+    assert a.used_tokens == 500
+    assert a.fits(400) and not a.fits(401)
+    a.grow("p", 300)  # contexts only grow while active
+    assert a.used_tokens == 500
+    a.grow("p", 450)
+    assert a.used_tokens == 550
+    assert a.leave("p") and a.used_tokens == 0 and not a.leave("p")
+
+
+def test_best_fit_passes_a_large_head_until_it_has_waited_long_enough() -> None:
+    a = Admission(AdmissionConfig(1000, headroom_tokens=0, max_bypass_s=10.0))
+    a.activate("running", 600)
+    a.parked.park("big", (0.0,), 500, now=0.0)
+    a.parked.park("small", (1.0,), 300, now=0.0)
+    assert a.admit(now=1.0) == ["small"]  # big does not fit; small behind it does
+    a.leave("small")
+    a.parked.park("small2", (2.0,), 300, now=1.0)
+    assert a.admit(now=11.0) == []  # big has waited 11 s: the room is kept for it
+    a.leave("running")
+    assert a.admit(now=12.0) == ["big", "small2"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 400), st.booleans()), min_size=1, max_size=40))
+def test_admitted_footprints_never_exceed_the_pool(ops: list[tuple[int, bool]]) -> None:
+    a = Admission(AdmissionConfig(1000, headroom_tokens=50))
+    for i, (tokens, leave) in enumerate(ops):
+        a.parked.park(f"p{i}", (float(i),), tokens, now=float(i))
+        a.admit(now=float(i))
+        if leave and i:
+            a.leave(f"p{i - 1}")
+        assert a.active_programs <= 1 or a.used_tokens <= 1000
+
+
+# -- the scheduler with it ------------------------------------------------------------
+
+
+def test_kvbaton_parks_a_program_that_does_not_fit_until_room_frees() -> None:
+    s = sched("kvbaton")
+    assert dispatched(s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)) == ["a1"]
+    # B's context would not fit beside A's: it waits in the proxy, not at the engine.
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.0)) == []
+    assert s.admission is not None and "B" in s.admission.parked
+    done = CallOutcome(prompt_tokens=700, completion_tokens=10)
+    assert dispatched(s.finish("a1", done, 2.0)) == []  # A may come back: it keeps its room
+    s.submit(CallSpec("a2", "A", prompt_tokens=720, last_step=True), 3.0)
+    assert dispatched(s.finish("a2", CallOutcome(prompt_tokens=720), 4.0)) == ["b1"]
+
+
+def test_a_paused_program_keeps_its_room_until_its_pin_ends() -> None:
+    # Reloading 6000 tokens costs 60 s here: the cold-start TTL (ln 60 s) pins the pause.
+    config = SchedulerConfig(kv_tokens=20_000, admit_share=1.0)
+    s = Scheduler(make_policy("kvbaton"), config, reload_s=lambda tokens: tokens / 100)
+    s.submit(CallSpec("a1", "A", prompt_tokens=6000), 0.0)
+    tool = CallOutcome(prompt_tokens=6000, completion_tokens=10, tool_calls=(ToolCall("t", "x"),))
+    s.finish("a1", tool, 1.0)
+    pin = s.keeper.pins.get("A")
+    assert pin is not None
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=14_000), 1.5)) == []
+    assert s.admission is not None and s.admission.is_active("A")
+    assert dispatched(s.tick(pin.expires_at - 0.001)) == []
+    assert dispatched(s.tick(pin.expires_at)) == ["b1"]  # the pin ran out: B takes the room
+    assert not s.admission.is_active("A")
+
+
+def test_idle_program_gives_way_after_the_grace() -> None:
+    s = sched("kvbaton", idle_grace_s=2.0)
+    s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
+    s.finish("a1", CallOutcome(prompt_tokens=700, completion_tokens=10), 1.0)  # no tool: idle
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.5)) == []
+    assert dispatched(s.submit(CallSpec("c1", "C", prompt_tokens=200), 1.9)) == []  # in grace
+    assert dispatched(s.tick(3.5)) == ["b1", "c1"]
+    assert s.admission is not None and not s.admission.is_active("A")
+    assert s.admission.is_active("B")
+
+
+def test_cancelling_a_parked_call_unparks_its_program() -> None:
+    s = sched("kvbaton")
+    s.submit(CallSpec("a1", "A", prompt_tokens=900), 0.0)
+    s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.0)
+    s.cancel("b1", 2.0)
+    assert s.admission is not None and "B" not in s.admission.parked
+    assert s.stats().queued == 0
+
+
+def test_thunderagent_sheds_tool_running_programs_smallest_first_when_over() -> None:
+    s = sched("thunderagent", kv=1800)
+    tool = (ToolCall("t", "x"),)
+    for pid, tokens in (("A", 400), ("B", 300), ("C", 500)):
+        s.submit(CallSpec(f"{pid}1", pid, prompt_tokens=tokens), 0.0)
+        s.finish(f"{pid}1", CallOutcome(prompt_tokens=tokens, tool_calls=tool), 1.0)
+    # C comes back much larger: over the pool, the smallest idle program (B) leaves.
+    s.submit(CallSpec("C2", "C", prompt_tokens=850), 2.0)
+    assert s.admission is not None
+    s.finish("C2", CallOutcome(prompt_tokens=850, tool_calls=tool), 3.0)
+    assert not s.admission.is_active("B")
+    assert s.admission.is_active("A") and s.admission.is_active("C")
+
+
+@pytest.mark.parametrize("policy", ["baseline", "continuum", "autellix", "kvflow"])
+def test_policies_without_program_admission_never_park(policy: str) -> None:
+    s = sched(policy, kv=100)
+    assert s.admission is None
+    assert dispatched(s.submit(CallSpec("a1", "A", prompt_tokens=5000), 0.0)) == ["a1"]
+
+
+def test_guard_pins_turns_admission_on_for_retaining_policies_only() -> None:
+    assert sched("continuum", guard_pins=True).admission is not None
+    assert sched("program-fcfs", guard_pins=True).admission is None
+
+
+def test_an_unpinned_tool_pause_gives_way_after_its_grace_and_the_core_wakes_for_it() -> None:
+    s = sched("kvbaton", tool_grace_s=30.0)
+    s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
+    tool = CallOutcome(prompt_tokens=700, completion_tokens=10, tool_calls=(ToolCall("t", "x"),))
+    s.finish("a1", tool, 1.0)
+    assert "A" not in s.keeper.pins  # reloading 710 tokens is too cheap to pin for
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 2.0)) == []
+    assert s.next_deadline() == 31.0  # A's grace ends: the driver ticks then
+    assert dispatched(s.tick(30.9)) == []
+    assert dispatched(s.tick(31.0)) == ["b1"]
