@@ -112,7 +112,10 @@ START_S=$(since "$t")
 t=$(stamp)
 export KVBATON_REAL_ENGINE_URL=$URL KVBATON_REAL_ENGINE_PYTHON=$VENV/bin/python \
   KVBATON_REAL_ENGINE_MODEL=$MODEL
-.venv/bin/pytest -q -p no:cacheprovider tests/real
+# Two shared CPU cores make a real engine's timing noisy (a connect can take seconds while
+# vLLM decodes flat out): a test that fails is run again, twice at most, before CI fails.
+.venv/bin/pytest -q -p no:cacheprovider --reruns 2 --reruns-delay 3 \
+  tests/real tests/adapters/test_real_vllm.py
 TEST_S=$(since "$t")
 
 BENCH_S=-
