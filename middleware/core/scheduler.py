@@ -334,7 +334,8 @@ class Scheduler:
 
     def _admit(self, now: float) -> None:
         if self.gate is not None:
-            for call in self.gate.admit(now):
+            idle = self._inflight == 0 and not self._queue
+            for call in self.gate.admit(now, engine_idle=idle):
                 program = self.programs.get(call.spec.program_id)
                 if program is not None:  # always: a program with parked calls never expires
                     self._enqueue(call, program, now)

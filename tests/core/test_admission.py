@@ -65,8 +65,15 @@ def test_admitted_footprints_never_exceed_the_pool(ops: list[tuple[int, bool]]) 
 # -- the scheduler with it ------------------------------------------------------------
 
 
+def keep_busy(s: Scheduler) -> None:
+    """A small call that stays at the engine: an idle engine would take a parked program
+    over the pool (see the last test), so these tests keep it busy."""
+    assert dispatched(s.submit(CallSpec("z1", "Z", prompt_tokens=10), 0.0)) == ["z1"]
+
+
 def test_kvbaton_parks_a_program_that_does_not_fit_until_room_frees() -> None:
     s = sched("kvbaton")
+    keep_busy(s)
     assert dispatched(s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)) == ["a1"]
     # B's context would not fit beside A's: it waits in the proxy, not at the engine.
     assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.0)) == []
@@ -81,6 +88,7 @@ def test_a_paused_program_keeps_its_room_until_its_pin_ends() -> None:
     # Reloading 6000 tokens costs 60 s here: the cold-start TTL (ln 60 s) pins the pause.
     config = SchedulerConfig(kv_tokens=20_000, admit_share=1.0)
     s = Scheduler(make_policy("kvbaton"), config, reload_s=lambda tokens: tokens / 100)
+    keep_busy(s)
     s.submit(CallSpec("a1", "A", prompt_tokens=6000), 0.0)
     tool = CallOutcome(prompt_tokens=6000, completion_tokens=10, tool_calls=(ToolCall("t", "x"),))
     s.finish("a1", tool, 1.0)
@@ -95,10 +103,11 @@ def test_a_paused_program_keeps_its_room_until_its_pin_ends() -> None:
 
 def test_idle_program_gives_way_after_the_grace() -> None:
     s = sched("kvbaton", idle_grace_s=2.0)
+    keep_busy(s)
     s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
     s.finish("a1", CallOutcome(prompt_tokens=700, completion_tokens=10), 1.0)  # no tool: idle
     assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.5)) == []
-    assert dispatched(s.submit(CallSpec("c1", "C", prompt_tokens=200), 1.9)) == []  # in grace
+    assert dispatched(s.submit(CallSpec("c1", "C", prompt_tokens=150), 1.9)) == []  # in grace
     assert dispatched(s.tick(3.5)) == ["b1", "c1"]
     assert s.admission is not None and not s.admission.is_active("A")
     assert s.admission.is_active("B")
@@ -141,6 +150,7 @@ def test_guard_pins_turns_admission_on_for_retaining_policies_only() -> None:
 
 def test_an_unpinned_tool_pause_gives_way_after_its_grace_and_the_core_wakes_for_it() -> None:
     s = sched("kvbaton", tool_grace_s=30.0)
+    keep_busy(s)
     s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
     tool = CallOutcome(prompt_tokens=700, completion_tokens=10, tool_calls=(ToolCall("t", "x"),))
     s.finish("a1", tool, 1.0)
@@ -149,3 +159,14 @@ def test_an_unpinned_tool_pause_gives_way_after_its_grace_and_the_core_wakes_for
     assert s.next_deadline() == 31.0  # A's grace ends: the driver ticks then
     assert dispatched(s.tick(30.9)) == []
     assert dispatched(s.tick(31.0)) == ["b1"]
+
+
+def test_an_idle_engine_takes_the_first_parked_program_over_the_pool() -> None:
+    s = sched("kvbaton")
+    s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.0)) == []
+    # A pauses (it may come back and keeps its room), and nothing else runs: B goes anyway.
+    tool = CallOutcome(prompt_tokens=700, completion_tokens=10, tool_calls=(ToolCall("t", "x"),))
+    assert dispatched(s.finish("a1", tool, 2.0)) == ["b1"]
+    assert s.admission is not None and s.admission.is_active("A")
+    assert s.admission.used_tokens > 1000  # over the pool, by the engine's idleness
