@@ -22,12 +22,11 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # before the SDK is imported
 
+from _proxy import proxy_arguments, proxy_for, proxy_root
 from agents import (
     Agent,
     OpenAIChatCompletionsModel,
@@ -87,24 +86,9 @@ async def serve_customer(client: AsyncOpenAI, model_name: str, api: str, questio
     return result.last_agent.name
 
 
-@asynccontextmanager
-async def local_proxy(time_scale: float) -> AsyncIterator[str]:
-    """The embedded engine and the proxy on free ports, in this event loop."""
-    from kvbaton.middleware.launch import running_proxy
-    from kvbaton.middleware.settings import ProxySettings
-
-    async with running_proxy(ProxySettings(port=0, engine_time_scale=time_scale)) as (url, _):
-        yield f"{url}/v1"
-
-
-@asynccontextmanager
-async def given(base_url: str) -> AsyncIterator[str]:
-    yield base_url
-
-
 def program_view(base_url: str) -> dict[str, Any] | None:
     """The proxy's newest program that the triage agent took part in."""
-    root = f"{base_url.rstrip('/').removesuffix('/v1')}/kvbaton/v1/programs"
+    root = f"{proxy_root(base_url)}/kvbaton/v1/programs"
     triage = instructions_agent("", {"instructions": TRIAGE})
     try:
         with urllib.request.urlopen(root, timeout=5) as r:
@@ -139,8 +123,7 @@ _INSTRUCTIONS = {"triage": TRIAGE, "billing": BILLING, "shipping": SHIPPING}
 
 
 async def run(args: argparse.Namespace) -> int:
-    source = local_proxy(args.time_scale) if args.base_url is None else given(args.base_url)
-    async with source as base_url:
+    async with proxy_for(args) as base_url:
         print(f"kvbaton proxy: {base_url}")
         async with AsyncOpenAI(base_url=base_url, api_key=args.api_key) as client:
             started = time.monotonic()
@@ -153,19 +136,9 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get("KVBATON_BASE_URL"),
-        help="a running kvbaton proxy's OpenAI base URL (default: start the embedded engine "
-        "and a proxy here); also KVBATON_BASE_URL",
-    )
-    parser.add_argument("--model", default=os.environ.get("KVBATON_MODEL", "kvbaton-tiny"))
-    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"))
+    proxy_arguments(parser)
     parser.add_argument("--api", choices=["responses", "chat"], default="responses")
     parser.add_argument("--question", default="INV-1001 shows two charges; refund one.")
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="embedded engine speed (0.1 = 10x faster)"
-    )
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -17,18 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _proxy import program_view, proxy_arguments
 from openai import OpenAI
 
 import kvbaton.workflows as kw
@@ -183,12 +182,8 @@ def show_program(base_url: str, info: kw.ProgramInfo) -> None:
     tools = ", ".join(f"{r.name} {r.duration_s * 1000:.0f} ms" for r in info.tool_runs) or "none"
     print(f"program {info.program_id}: {info.steps} LLM calls, agents {', '.join(info.agents)}")
     print(f"  tools run: {tools}")
-    url = f"{base_url.rstrip('/').removesuffix('/v1')}/kvbaton/v1/programs/{info.program_id}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            view = json.loads(r.read())
-    except OSError as e:
-        print(f"  the proxy's program view is not available at {url}: {e}")
+    view = program_view(base_url, info.program_id)
+    if view is None:
         return
     pauses = [
         f"{'+'.join(p['tools'])} {p['duration_s'] * 1000:.0f} ms" for p in view["tool_pauses"]
@@ -203,18 +198,8 @@ def show_program(base_url: str, info: kw.ProgramInfo) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get("KVBATON_BASE_URL"),
-        help="a running kvbaton proxy's OpenAI base URL (default: start the embedded engine "
-        "and a proxy here); also KVBATON_BASE_URL",
-    )
-    parser.add_argument("--model", default=os.environ.get("KVBATON_MODEL", "kvbaton-tiny"))
-    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"))
+    proxy_arguments(parser)
     parser.add_argument("--task", default="Make the failing test in test_calc.py pass.")
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="embedded engine speed (0.1 = 10x faster)"
-    )
     args = parser.parse_args()
     with (
         local_proxy(args.time_scale) if args.base_url is None else _given(args.base_url)

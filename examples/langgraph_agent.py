@@ -20,14 +20,12 @@ import json
 import os
 import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 os.environ.setdefault("LANGSMITH_TRACING", "false")  # nothing leaves the machine
 
+from _proxy import program_view, proxy_arguments, proxy_for
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest
 from langchain_core.tools import tool
@@ -96,31 +94,6 @@ async def plan(base_url: str, model: str, api_key: str, thread: str) -> None:
         print(f"  {str(state['messages'][-1].content)[:70]}...")
 
 
-@asynccontextmanager
-async def local_proxy(time_scale: float) -> AsyncIterator[str]:
-    """The embedded engine and the proxy on free ports, in this event loop."""
-    from kvbaton.middleware.launch import running_proxy
-    from kvbaton.middleware.settings import ProxySettings
-
-    async with running_proxy(ProxySettings(port=0, engine_time_scale=time_scale)) as (url, _):
-        yield f"{url}/v1"
-
-
-@asynccontextmanager
-async def given(base_url: str) -> AsyncIterator[str]:
-    yield base_url
-
-
-def program_view(base_url: str, program_id: str) -> dict[str, Any] | None:
-    url = f"{base_url.rstrip('/').removesuffix('/v1')}/kvbaton/v1/programs/{program_id}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return dict(json.loads(r.read()))
-    except OSError as e:
-        print(f"  the proxy's program view is not available at {url}: {e}")
-        return None
-
-
 def show_program(view: dict[str, Any] | None) -> None:
     if view is None:
         return
@@ -134,8 +107,7 @@ def show_program(view: dict[str, Any] | None) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    source = local_proxy(args.time_scale) if args.base_url is None else given(args.base_url)
-    async with source as base_url:
+    async with proxy_for(args) as base_url:
         print(f"kvbaton proxy: {base_url}")
         thread = args.thread or f"trip-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
@@ -148,18 +120,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get("KVBATON_BASE_URL"),
-        help="a running kvbaton proxy's OpenAI base URL (default: start the embedded engine "
-        "and a proxy here); also KVBATON_BASE_URL",
-    )
-    parser.add_argument("--model", default=os.environ.get("KVBATON_MODEL", "kvbaton-tiny"))
-    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"))
+    proxy_arguments(parser)
     parser.add_argument("--thread", help="the LangGraph thread id (default: a new one)")
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="embedded engine speed (0.1 = 10x faster)"
-    )
     return asyncio.run(run(parser.parse_args()))
 
 
