@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-__all__ = ["Admission", "AdmissionConfig", "Graces", "ParkedPrograms"]
+__all__ = ["Admission", "AdmissionConfig", "ParkedPrograms"]
 
 # Parked programs looked at per admission pass, after the head: bounds the cost of best fit.
 _SCAN = 32
@@ -166,47 +166,3 @@ class Admission:
             if i == 0 and now - entry.since >= self.config.max_bypass_s:
                 return None  # the head has waited long enough: the next room is its
         return None
-
-
-class Graces:
-    """Active programs waiting on their client with no pin, by when their grace ends and
-    they may give their room to a parked program (a lazy heap: O(log n) per change)."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, str]] = []
-        self._ends: dict[str, tuple[float, int]] = {}
-        self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-    def set(self, program_id: str, ends: float) -> None:
-        entry = (ends, self._seq)
-        self._seq += 1
-        self._ends[program_id] = entry
-        heapq.heappush(self._heap, (*entry, program_id))
-
-    def discard(self, program_id: str) -> None:
-        self._ends.pop(program_id, None)
-
-    def first(self) -> float | None:
-        """When the next grace ends (``None``: no program is waiting)."""
-        self._drop_stale()
-        return self._heap[0][0] if self._heap else None
-
-    def pop_due(self, now: float) -> str | None:
-        """The program whose grace ended first, if it has ended by ``now``."""
-        self._drop_stale()
-        if not self._heap or self._heap[0][0] > now:
-            return None
-        _, _, program_id = heapq.heappop(self._heap)
-        del self._ends[program_id]
-        return program_id
-
-    def _drop_stale(self) -> None:
-        heap = self._heap
-        while heap and self._ends.get(heap[0][2]) != heap[0][:2]:
-            heapq.heappop(heap)
-        if len(heap) > 2 * len(self._ends) + 64:
-            self._heap = [e for e in heap if self._ends.get(e[2]) == e[:2]]
-            heapq.heapify(self._heap)

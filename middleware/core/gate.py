@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kvbaton.middleware.core.actions import Action, Pin, Unpin
-from kvbaton.middleware.core.admission import Admission, Graces
+from kvbaton.middleware.core.admission import Admission
+from kvbaton.middleware.core.deadlines import Deadlines
 from kvbaton.middleware.core.priority import PriorityStrategy, QueuedCall
 from kvbaton.middleware.core.programs import ProgramState, ProgramTable
 from kvbaton.middleware.core.types import CallOutcome, CallSpec
@@ -45,7 +46,8 @@ class ProgramGate:
         self.admission = admission
         self.priority = priority
         self.config = config
-        self.graces = Graces()
+        # Programs waiting on their client with no pin, by when their grace ends.
+        self.graces: Deadlines[None] = Deadlines()
         self._calls: dict[str, list[QueuedCall]] = {}  # parked calls per program
 
     def passes(self, call: QueuedCall, program: ProgramState, now: float) -> bool:
@@ -109,7 +111,7 @@ class ProgramGate:
         if not program.busy and self.admission.is_active(pid) and not pinned:
             tool = bool(program.pending_tools)
             grace = self.config.tool_grace_s if tool else self.config.idle_grace_s
-            self.graces.set(pid, now + grace)
+            self.graces.set(pid, now + grace, None)
         if self.admission.over_capacity():
             self._shed(programs)
 
@@ -144,10 +146,10 @@ class ProgramGate:
         """Let programs whose grace has ended go until the first parked program fits."""
         head = self.admission.parked.head(1)
         while head and not self.admission.fits(head[0].tokens):
-            pid = self.graces.pop_due(now)
-            if pid is None:
+            due = self.graces.pop_due(now)
+            if due is None:
                 return
-            self.admission.leave(pid)
+            self.admission.leave(due[0])
 
     def _shed(self, programs: Iterable[ProgramState]) -> None:
         """Over the pool: tool-running programs leave, smallest first (ThunderAgent)."""

@@ -11,12 +11,12 @@ guessed at.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 
 import numpy as np
 
 from kvbaton.middleware.core.actions import Warm
+from kvbaton.middleware.core.deadlines import Deadlines
 from kvbaton.middleware.core.toolstats import ToolStats
 
 __all__ = ["Rewarmer"]
@@ -28,9 +28,7 @@ class Rewarmer:
     def __init__(self, tools: ToolStats, reload_s: Callable[[int], float]) -> None:
         self.tools = tools
         self.reload_s = reload_s
-        self._heap: list[tuple[float, int, str]] = []
-        self._due: dict[str, tuple[float, int, int]] = {}  # program -> (at, seq, tokens)
-        self._seq = 0
+        self._due: Deadlines[int] = Deadlines()  # program -> when to warm, and its tokens
         self.scheduled = 0
 
     def __len__(self) -> int:
@@ -45,31 +43,21 @@ class Rewarmer:
         if back is None or tokens <= 0:
             return
         at = max(now, paused_at + back - self.reload_s(tokens))
-        self._due[program_id] = (at, self._seq, tokens)
-        heapq.heappush(self._heap, (at, self._seq, program_id))
-        self._seq += 1
+        self._due.set(program_id, at, tokens)
         self.scheduled += 1
 
     def returned(self, program_id: str) -> None:
         """The program is back (or gone): its warm, if still planned, is not needed."""
-        self._due.pop(program_id, None)
+        self._due.discard(program_id)
 
     def tick(self, now: float) -> list[Warm]:
         warms: list[Warm] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, seq, program_id = heapq.heappop(heap)
-            due = self._due.get(program_id)
-            if due is not None and due[1] == seq:
-                del self._due[program_id]
-                warms.append(Warm("resume", program_id, due[2]))
+        while (due := self._due.pop_due(now)) is not None:
+            warms.append(Warm("resume", *due))
         return warms
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
-        while heap and self._due.get(heap[0][2], (0.0, -1))[1] != heap[0][1]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return self._due.first()
 
     def _expected_back(self, tools: tuple[str, ...], elapsed: float) -> float | None:
         """Median pause given that it has lasted ``elapsed``, for the slowest tool."""
