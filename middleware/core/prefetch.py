@@ -147,13 +147,20 @@ class Prefetcher:
             self.rewarm.returned(program_id)
 
     def finished(
-        self, program: ProgramState, outcome: CallOutcome, actions: list[Action], now: float
+        self,
+        program: ProgramState,
+        outcome: CallOutcome,
+        actions: list[Action],
+        programs: ProgramTable,
+        now: float,
     ) -> None:
-        """A call ended in a tool pause: without a pin, plan to re-warm its context."""
+        """A call ended: pins the keeper ended go to :meth:`unpinned`; a tool pause the
+        keeper said nothing of (no retention) is unprotected too."""
+        self.unpinned(actions, programs, now)
         pid = program.program_id
-        if not outcome.tool_calls or any(isinstance(a, Pin) and a.key == pid for a in actions):
-            return
-        self._lost(program, now)
+        keeper_spoke = any(isinstance(a, Pin | Unpin) and a.key == pid for a in actions)
+        if outcome.tool_calls and not keeper_spoke:
+            self._lost(program, now)
 
     def unpinned(self, actions: list[Action], programs: ProgramTable, now: float) -> None:
         """Pins ended while their programs' tools run: plan to re-warm those."""

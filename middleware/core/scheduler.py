@@ -176,8 +176,7 @@ class Scheduler:
         if self.gate is not None:
             self.gate.finished(program, running.call.spec, outcome, actions, self.programs, now)
         if self.prefetcher is not None:
-            self.prefetcher.unpinned(actions, self.programs, now)
-            self.prefetcher.finished(program, outcome, actions, now)
+            self.prefetcher.finished(program, outcome, actions, self.programs, now)
         actions += self._fill(now)
         program.refresh_status()
         return actions
