@@ -30,6 +30,13 @@ class Policy:
     # (KVFlow); "resume", a paused program's context before its tool is expected back.
     prefetch: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        if self.programs not in (None, "fit", "priority"):
+            raise ValueError(f"unknown program admission {self.programs!r}; known: fit, priority")
+        unknown = self.prefetch - {"agent", "resume"}
+        if unknown:
+            raise ValueError(f"unknown prefetch kinds {sorted(unknown)}; known: agent, resume")
+
 
 class PolicyName(StrEnum):
     BASELINE = "baseline"

@@ -56,9 +56,6 @@ def _gate(policy: Policy, config: SchedulerConfig) -> ProgramGate | None:
 def _prefetcher(policy: Policy, keeper: KvKeeper) -> Prefetcher | None:
     if not policy.prefetch:
         return None
-    unknown = policy.prefetch - {"agent", "resume"}
-    if unknown:
-        raise ValueError(f"unknown prefetch kinds {sorted(unknown)}; known: agent, resume")
     resume = Rewarmer(keeper.deps.tools, keeper.deps.reload_s)
     return Prefetcher(
         agents="agent" in policy.prefetch, rewarm=resume if "resume" in policy.prefetch else None

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from kvbaton.middleware.core.actions import Dispatch, Warm
 from kvbaton.middleware.core.policies import make_policy
 from kvbaton.middleware.core.prefetch import PrefetchConfig, Prefetcher
@@ -73,3 +75,11 @@ def test_warms_stop_when_the_admission_pool_is_tight() -> None:
     s.submit(CallSpec("big", "p3", prompt_tokens=2500), 11.0)  # fills the pool
     tight = s.submit(call("p4", "planner", 0, prefix=1000), 30.0)
     assert not any(isinstance(w, Warm) for w in tight)
+
+
+def test_a_policy_names_only_known_prefetch_kinds_and_admission_orders() -> None:
+    base = make_policy("kvbaton")
+    with pytest.raises(ValueError, match="unknown prefetch kinds"):
+        dataclasses.replace(base, prefetch=frozenset({"agents"}))
+    with pytest.raises(ValueError, match="unknown program admission"):
+        dataclasses.replace(base, programs="prority")
