@@ -100,7 +100,7 @@ class SimResult:
 
 
 class _ProgramState:
-    __slots__ = ("arrival", "failed", "left", "program", "record", "systems", "unsent")
+    __slots__ = ("arrival", "failed", "left", "program", "record", "systems", "unsent", "workflow")
 
     def __init__(self, program: Program, arrival: float) -> None:
         self.program = program
@@ -109,6 +109,8 @@ class _ProgramState:
         self.left = self.unsent = len(program.calls)
         self.failed = False
         self.systems: set[str] = set()  # system prompts this program has prefilled
+        # As the proxy infers it without a declared name: from the first system prompt.
+        self.workflow = program.calls[0].system or "default"
 
 
 class _CallState:
@@ -203,7 +205,8 @@ class Simulation:
         # Warms by outcome: sent (loaded tokens), touched (already cached: refreshed only),
         # skipped (no free room), used or wasted (the call they were for found them or not).
         self._warms: Counter[str] = Counter()
-        self._warmed: dict[str, int] = {}  # program or agent key -> tokens a warm loaded
+        # (kind, program or workflow, agent) -> tokens a warm loaded, until judged
+        self._warmed: dict[tuple[str, str, str | None], int] = {}
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -293,7 +296,7 @@ class Simulation:
             agent=call.agent,
             step=call.id,
             parent_step=call.after[0] if call.after else None,
-            workflow=prog.program.calls[0].system or "default",  # as the proxy infers it
+            workflow=prog.workflow,
             prompt_tokens=len(prompt),
             prefix_tokens=cs.prefix,
             last_step=prog.unsent == 0,
@@ -478,8 +481,7 @@ class Simulation:
         self._judge_warms(cs, event.cached_tokens)
         if cs.call.fresh and cs.call.system:
             cs.prog.systems.add(cs.call.system)
-            workflow = cs.prog.program.calls[0].system or "default"
-            key = (workflow, cs.call.agent)
+            key = (cs.prog.workflow, cs.call.agent)
             if key not in self._prefixes and cs.prompt is not None:
                 self._prefixes[key] = cs.prompt[: cs.call.system_tokens]
 
@@ -487,13 +489,12 @@ class Simulation:
         """A warm was used if the first call it was for found the tokens it loaded."""
         keys = [_warm_key("resume", cs.prog.program.id, None)]
         if cs.call.fresh:
-            workflow = cs.prog.program.calls[0].system or "default"
-            keys.append(_warm_key("agent", workflow, cs.call.agent))
+            keys.append(_warm_key("agent", cs.prog.workflow, cs.call.agent))
         for key in keys:
             tokens = self._warmed.pop(key, None)
             if tokens is not None:
                 used = cached >= tokens - 1  # the last prompt token is always computed
-                self._warms[f"{key.split(':')[0]}_{'used' if used else 'wasted'}"] += 1
+                self._warms[f"{key[0]}_{'used' if used else 'wasted'}"] += 1
 
     def _preempted(self, event: Preempted) -> None:
         self._preemptions += 1
@@ -556,9 +557,9 @@ class Simulation:
             )
 
 
-def _warm_key(kind: str, scope: str, agent: str | None) -> str:
+def _warm_key(kind: str, scope: str, agent: str | None) -> tuple[str, str, str | None]:
     """``scope`` is the workflow of an agent warm, the program of a resume warm."""
-    return f"{kind}:{scope}/{agent}" if kind == "agent" else f"{kind}:{scope}"
+    return (kind, scope, agent if kind == "agent" else None)
 
 
 def simulate(
