@@ -15,6 +15,21 @@ from kvbaton.middleware.embedded.settings import EngineSettings
 from kvbaton.middleware.launch import running_engine, running_proxy
 from kvbaton.middleware.settings import ProxySettings
 
+# One shell tool, for programs that pause in a tool.
+BASH_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string"}},
+                "required": ["command"],
+            },
+        },
+    }
+]
+
 
 @dataclass
 class Stack:

@@ -8,21 +8,8 @@ from typing import Any
 import pytest
 
 from kvbaton.middleware.embedded.settings import EngineSettings
+from tests.service.conftest import BASH_TOOLS as TOOLS
 from tests.service.conftest import Stack, start_stack
-
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "bash",
-            "parameters": {
-                "type": "object",
-                "properties": {"command": {"type": "string"}},
-                "required": ["command"],
-            },
-        },
-    }
-]
 
 
 async def _holds(stack: Stack) -> dict[str, int]:

@@ -21,20 +21,8 @@ from kvbaton.middleware.service.app import create_app, make_runner
 from kvbaton.middleware.service.context import SERVICE, Service
 from kvbaton.middleware.settings import ProxySettings
 from tests.adapters.conftest import Engine, recording_engine, settings, words
+from tests.service.conftest import BASH_TOOLS as TOOLS
 
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "bash",
-            "parameters": {
-                "type": "object",
-                "properties": {"command": {"type": "string"}},
-                "required": ["command"],
-            },
-        },
-    }
-]
 SYSTEM = {"role": "system", "content": words("sys", 150)}
 
 
