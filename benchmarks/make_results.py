@@ -104,8 +104,12 @@ def summary_table(runs: list[tuple[Workload, dict[str, Any]]]) -> str:
     """Mean JCT of every policy on every workload at rate x1, kvbaton's ratio to each, and
     recomputed tokens against baseline."""
     names = list(runs[0][1]["policies"])
-    head = "| workload | " + " | ".join(names) + " | recomputed: kvbaton / baseline |"
-    rule = "|---" * (len(names) + 2) + "|"
+    head = (
+        "| workload | "
+        + " | ".join(names)
+        + " | p99 (s): kvbaton / baseline | recomputed: kvbaton / baseline |"
+    )
+    rule = "|---" * (len(names) + 3) + "|"
     rows = []
     for w, results in runs:
         entries = results["policies"]
@@ -116,7 +120,8 @@ def summary_table(runs: list[tuple[Workload, dict[str, Any]]]) -> str:
         ]
         base = entries["baseline"]["recomputed_tokens"]
         ratio = entries["kvbaton"]["recomputed_tokens"] / base if base else 0.0
-        rows.append(f"| {w.label} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        p99 = f"{entries['kvbaton']['jct_p99_s']:.1f} / {entries['baseline']['jct_p99_s']:.1f}"
+        rows.append(f"| {w.label} | " + " | ".join(cells) + f" | {p99} | {ratio:.2f} |")
     return "\n".join([head, rule, *rows])
 
 
@@ -190,8 +195,8 @@ simulator wall time per workload (every policy at each of {len(SWEEP)} rate scal
 
 ## Summary
 
-Mean JCT (s) at rate x1, the best in bold; the last column is kvbaton's recomputed prompt
-tokens as a share of baseline's (the cost of evictions).
+Mean JCT (s) at rate x1, the best in bold; then kvbaton's p99 JCT beside baseline's, and
+kvbaton's recomputed prompt tokens as a share of baseline's (the cost of evictions).
 
 {summary_table(runs)}
 """
@@ -199,6 +204,9 @@ tokens as a share of baseline's (the cost of evictions).
     predictions = HERE / "results" / "predictions.md"  # benchmarks/prediction_accuracy.py
     if predictions.exists():
         sections.append(predictions.read_text(encoding="utf-8"))
+    autellix = HERE / "results" / "autellix.md"  # benchmarks/autellix_check.py
+    if autellix.exists():
+        sections.append(autellix.read_text(encoding="utf-8"))
     real_engine = HERE / "results" / "real-engine.md"  # benchmarks/fidelity.py (live vLLM)
     if real_engine.exists():
         sections.append(real_engine.read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from kvbaton.middleware.core.actions import Action, Pin, Unpin
 from kvbaton.middleware.core.admission import Admission
 from kvbaton.middleware.core.deadlines import Deadlines
+from kvbaton.middleware.core.footprint import Footprints
 from kvbaton.middleware.core.priority import PriorityStrategy, QueuedCall
 from kvbaton.middleware.core.programs import ProgramState, ProgramTable
 from kvbaton.middleware.core.types import CallOutcome, CallSpec
@@ -49,18 +50,19 @@ class ProgramGate:
         # Programs waiting on their client with no pin, by when their grace ends.
         self.graces: Deadlines[None] = Deadlines()
         self._calls: dict[str, list[QueuedCall]] = {}  # parked calls per program
+        self.footprints = Footprints()  # what each program holds, branches included
 
     def passes(self, call: QueuedCall, program: ProgramState, now: float) -> bool:
         """True if the call may queue now; else it is parked with its program."""
         pid = program.program_id
         self.graces.discard(pid)
         if self.admission.is_active(pid):
-            self.admission.grow(pid, call.spec.prompt_tokens)
+            self.admission.grow(pid, self.footprints.observe(call.spec, call.spec.prompt_tokens))
             return True
         parked = self._calls.setdefault(pid, [])
         parked.append(call)
         tokens = max(c.spec.prompt_tokens for c in parked)
-        self.admission.parked.park(pid, self._key(parked[0], program, now), tokens, now)
+        self.admission.parked.park(pid, self._key(parked[0], program, tokens, now), tokens, now)
         return False
 
     def admit(self, now: float, *, engine_idle: bool = False) -> list[QueuedCall]:
@@ -103,7 +105,8 @@ class ProgramGate:
     ) -> None:
         """A call ended: the program's context grew; the keeper's verdicts take effect."""
         pid = program.program_id
-        self.admission.grow(pid, outcome.prompt_tokens + outcome.completion_tokens)
+        context = outcome.prompt_tokens + outcome.completion_tokens
+        self.admission.grow(pid, self.footprints.observe(spec, context))
         if spec.last_step or not outcome.ok:
             self.leave(pid)
         self.let_go(actions, programs)
@@ -124,8 +127,11 @@ class ProgramGate:
                     self.leave(action.key)
 
     def leave(self, program_id: str) -> None:
+        """The program's room is free. Should it come back, it counts afresh from its next
+        call's context: what it wrote before may have been evicted since."""
         self.admission.leave(program_id)
         self.graces.discard(program_id)
+        self.footprints.forget(program_id)
 
     def next_deadline(self) -> float | None:
         """When a parked program may next take a waiting program's room."""
@@ -133,13 +139,15 @@ class ProgramGate:
             return None
         return self.graces.first()
 
-    def _key(self, call: QueuedCall, program: ProgramState, now: float) -> tuple[float, ...]:
+    def _key(
+        self, call: QueuedCall, program: ProgramState, tokens: int, now: float
+    ) -> tuple[float, ...]:
         # Programs coming back go before new ones: they hold work done that waiting would
         # make them recompute. Then ThunderAgent's best fit (largest first), or the
         # priority strategy's order.
         returning = 0.0 if program.calls > 1 else 1.0
         if self.config.best_fit:
-            return (returning, -float(call.spec.prompt_tokens))
+            return (returning, -float(tokens))
         return (returning, *self.priority.key(call, program, now))
 
     def _make_room(self, now: float) -> None:
@@ -149,7 +157,7 @@ class ProgramGate:
             due = self.graces.pop_due(now)
             if due is None:
                 return
-            self.admission.leave(due[0])
+            self.leave(due[0])
 
     def _shed(self, programs: Iterable[ProgramState]) -> None:
         """Over the pool: tool-running programs leave, smallest first (ThunderAgent)."""

@@ -150,7 +150,9 @@ class Scheduler:
         call = QueuedCall(spec, self._seq, now)
         self._seq += 1
         self._submitted += 1
-        self._calls[spec.call_id] = _Running(call, self._graph_node(program, spec))
+        node = self._graph_node(program, spec)
+        program.graph.update_node(node, queued_at=now)
+        self._calls[spec.call_id] = _Running(call, node)
         program.queued += 1
         self.policy.priority.queued(call, program, now)
         self._enqueue(call, program, now)
@@ -236,6 +238,8 @@ class Scheduler:
         actions = self.keeper.ended(program, now)
         if self.gate is not None:
             self.gate.let_go(actions, self.programs)
+            if not program.busy:
+                self.gate.leave(program_id)
         actions += self._fill(now)
         program.refresh_status()
         return actions

@@ -113,6 +113,17 @@ def test_idle_program_gives_way_after_the_grace() -> None:
     assert s.admission.is_active("B")
 
 
+@pytest.mark.parametrize("policy", ["kvbaton", "thunderagent"])
+def test_a_program_that_says_it_ended_gives_its_room_at_once(policy: str) -> None:
+    s = sched(policy, idle_grace_s=30.0)
+    keep_busy(s)
+    s.submit(CallSpec("a1", "A", prompt_tokens=700), 0.0)
+    s.finish("a1", CallOutcome(prompt_tokens=700, completion_tokens=10), 1.0)
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=500), 1.5)) == []
+    assert dispatched(s.end_program("A", 2.0)) == ["b1"]  # not after the 30 s grace
+    assert s.admission is not None and not s.admission.is_active("A")
+
+
 def test_cancelling_a_parked_call_unparks_its_program() -> None:
     s = sched("kvbaton")
     s.submit(CallSpec("a1", "A", prompt_tokens=900), 0.0)
