@@ -148,6 +148,7 @@ async def _serve(args: argparse.Namespace) -> None:
     settings = ProxySettings(**_flags(args, _SERVE_FLAGS))
     async with running_proxy(settings) as (proxy, engine):
         print(f"kvbaton proxy on {proxy} -> engine {engine} (policy {settings.policy})")
+        print(f"tracing UI: {proxy}/kvbaton/ui/")
         await serve_until_stopped()
 
 

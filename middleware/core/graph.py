@@ -62,7 +62,13 @@ class ExecutionGraph:
         """Record a tool pause between two calls (``after_call`` → tool → ``before_call``)."""
         self._pauses += 1
         node = f"tool:{self._pauses}"
-        self.graph.add_node(node, kind="tool", tools=list(pause.tools), duration_s=pause.duration_s)
+        self.graph.add_node(
+            node,
+            kind="tool",
+            tools=list(pause.tools),
+            started_at=pause.started_at,
+            duration_s=pause.duration_s,
+        )
         before = f"call:{pause.before_call}"
         if self.graph.has_edge(f"call:{pause.after_call}", before):
             self.graph.remove_edge(f"call:{pause.after_call}", before)

@@ -12,6 +12,7 @@ from kvbaton.middleware.protocol.routes import Route
 from kvbaton.middleware.service.calls import call_handler
 from kvbaton.middleware.service.context import SERVICE
 from kvbaton.middleware.service.errors import error_response
+from kvbaton.middleware.service.ui_routes import add_ui_routes
 from kvbaton.middleware.service.workflow_routes import add_workflow_routes
 
 __all__ = ["add_routes"]
@@ -71,6 +72,7 @@ async def list_programs(request: web.Request) -> web.Response:
         {
             "object": "list",
             "policy": scheduler.policy.name,
+            "now": now,  # the proxy's clock, that of every time in the views
             "stats": {
                 "queued": stats.queued,
                 "inflight": stats.inflight,
@@ -96,6 +98,7 @@ async def get_program(request: web.Request) -> web.Response:
         )
     now = service.clock()
     body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, now)
+    body["now"] = now
     body["graph"] = program.graph.to_json()
     prediction = scheduler.workflows.predict(program, now)
     body["prediction"] = prediction.to_json() if prediction is not None else None
@@ -112,3 +115,4 @@ def add_routes(app: web.Application, metrics_handler: Any) -> None:
     app.router.add_get("/kvbaton/v1/programs", list_programs)
     app.router.add_get("/kvbaton/v1/programs/{program_id}", get_program)
     add_workflow_routes(app)
+    add_ui_routes(app)
