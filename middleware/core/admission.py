@@ -1,9 +1,10 @@
 """Program-level admission: keep the KV that active programs need within the engine's pool.
 
 ThunderAgent's rule (``reference/algorithms.md`` §9), event-driven rather than every 5 s.
-A program is *active* or *parked*. An active program's footprint is its context (prompt and
-output of its last call, or the prompt of the call it is about to make) plus a little
-headroom; active footprints together stay under the pool, so an LRU engine never has to
+A program is *active* or *parked*. An active program's footprint is what it has written
+into the cache since it was admitted (its contexts as one prefix tree: :mod:`.footprint`)
+plus a little headroom; a parked one's, the largest prompt among its waiting calls. Active
+footprints together stay under the pool, so an LRU engine never has to
 evict an active program's KV, paused for a tool or not. That is the lever that protects
 retained KV on engines without a pin API. A parked program's calls wait in the proxy until
 the program is admitted again.
@@ -109,6 +110,21 @@ class Admission:
 
     def is_active(self, program_id: str) -> bool:
         return program_id in self._active
+
+    def totals(self) -> dict[str, int]:
+        """The pool's figures (JSON-ready)."""
+        return {
+            "capacity_tokens": self.config.capacity_tokens,
+            "used_tokens": self._used,
+            "active": len(self._active),
+            "parked": len(self.parked),
+        }
+
+    def view(self, program_id: str) -> dict[str, object]:
+        """One program's place: ``active`` with its footprint, ``parked``, or neither."""
+        if program_id in self._active:
+            return {"admission": "active", "footprint_tokens": self._active[program_id]}
+        return {"admission": "parked" if program_id in self.parked else None}
 
     def footprint(self, program_id: str) -> int | None:
         return self._active.get(program_id)

@@ -67,7 +67,13 @@ async def list_programs(request: web.Request) -> web.Response:
     scheduler, now = service.dispatcher.scheduler, service.clock()
     stats = scheduler.stats()
     keeper = scheduler.keeper
-    programs = [p.summary() | keeper.view(p.program_id, now) for p in scheduler.programs]
+    admission = scheduler.admission
+    programs = [
+        p.summary()
+        | keeper.view(p.program_id, now)
+        | (admission.view(p.program_id) if admission is not None else {})
+        for p in scheduler.programs
+    ]
     return web.json_response(
         {
             "object": "list",
@@ -81,6 +87,7 @@ async def list_programs(request: web.Request) -> web.Response:
                 "finished": stats.finished,
                 "cancelled": stats.cancelled,
                 "pins": keeper.totals(now),
+                "admission": admission.totals() if admission is not None else None,
             },
             "data": programs,
         }
@@ -98,6 +105,8 @@ async def get_program(request: web.Request) -> web.Response:
         )
     now = service.clock()
     body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, now)
+    if scheduler.admission is not None:
+        body |= scheduler.admission.view(program_id)
     body["now"] = now
     body["graph"] = program.graph.to_json()
     prediction = scheduler.workflows.predict(program, now)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import BASH_TOOLS, Stack
+from tests.service.conftest import BASH_TOOLS, Stack, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
@@ -146,3 +146,25 @@ async def test_the_page_draws_a_live_program(stack: Stack) -> None:
     assert shown["graphNodes"] == len(view["graph"]["nodes"])
     assert shown["graphEdges"] == len(view["graph"]["edges"])
     assert shown["outlook"].startswith("No prediction yet")
+
+
+async def test_program_views_show_the_admission_pool_under_kvbaton() -> None:
+    async with start_stack(policy="kvbaton") as s:
+        await s.client.chat.completions.create(
+            model="kvbaton-tiny",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=8,
+            extra_headers={"x-kvbaton-program-id": "p1"},
+        )
+        async with s.http.get(f"{s.proxy}/kvbaton/v1/programs") as r:
+            listing = await r.json()
+        pool = listing["stats"]["admission"]
+        assert pool["active"] == 1 and pool["parked"] == 0
+        (program,) = listing["data"]
+        assert program["admission"] == "active"
+        assert 0 < program["footprint_tokens"] == pool["used_tokens"] <= pool["capacity_tokens"]
+        assert (await s.program("p1"))["admission"] == "active"
+    async with start_stack() as s:  # program-fcfs admits no programs
+        assert (await s.programs()) == {}
+        async with s.http.get(f"{s.proxy}/kvbaton/v1/programs") as r:
+            assert (await r.json())["stats"]["admission"] is None

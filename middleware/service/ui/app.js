@@ -21,8 +21,11 @@ function el(tag, attrs = {}, text) {
 function renderList(list) {
   document.getElementById("policy").textContent = `policy ${list.policy}`;
   const s = list.stats;
+  const pool = s.admission
+    ? `; admission pool ${s.admission.used_tokens} of ${s.admission.capacity_tokens} tokens, ${s.admission.active} active, ${s.admission.parked} parked`
+    : "";
   document.getElementById("stats").textContent =
-    `${s.programs} programs, ${s.queued} queued, ${s.inflight} at the engine, ${s.pins.live} pins (${s.pins.pinned_tokens} tokens)`;
+    `${s.programs} programs, ${s.queued} queued, ${s.inflight} at the engine, ${s.pins.live} pins (${s.pins.pinned_tokens} tokens)${pool}`;
   const rows = document.getElementById("rows");
   rows.replaceChildren(
     ...list.data.map((p) => {
@@ -35,6 +38,7 @@ function renderList(list) {
         p.agents.join(", "),
         share == null ? "-" : `${Math.round(share * 100)}%`,
         p.pinned_tokens ? `${p.pinned_tokens} (${seconds(p.pin_expires_in_s)})` : "",
+        admissionCell(p),
         seconds(p.service_s),
       ];
       cells.forEach((c, i) => tr.append(el("td", i === 1 ? { class: `status-${c}` } : {}, c)));
@@ -42,6 +46,11 @@ function renderList(list) {
       return tr;
     })
   );
+}
+
+function admissionCell(p) {
+  if (p.admission === "active") return `active, ${p.footprint_tokens} tokens`;
+  return p.admission || "";
 }
 
 function renderTimeline(program, now) {
