@@ -65,15 +65,16 @@ class ProgramGate:
         self.admission.parked.park(pid, self._key(parked[0], program, tokens, now), tokens, now)
         return False
 
-    def admit(self, now: float, *, engine_idle: bool = False) -> list[QueuedCall]:
-        """Parked calls whose programs are admitted now, in admission order. An idle engine
-        (nothing running, nothing queued) takes the first parked program even over the pool:
-        parking is worth an eviction only while there is other work to run."""
+    def admit(self, now: float, *, engine_underused: bool = False) -> list[QueuedCall]:
+        """Parked calls whose programs are admitted now, in admission order. An underused
+        engine (fewer calls than ``SchedulerConfig.min_batch``) takes the first parked
+        program even over the pool: parking is worth an eviction only while the engine has
+        enough other work to run."""
         if not self.admission.parked:
             return []
         self._make_room(now)
         admitted = self.admission.admit(now)
-        if not admitted and engine_idle:
+        if not admitted and engine_underused:
             head = self.admission.parked.head(1)
             self.admission.activate(head[0].program_id, head[0].tokens)
             admitted = [head[0].program_id]

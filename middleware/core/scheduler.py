@@ -85,10 +85,16 @@ class SchedulerConfig:
     idle_grace_s: float = 2.0
     # The same for a program in a tool pause that the retention rule did not pin.
     tool_grace_s: float = 30.0
+    # An engine with fewer calls than this (running or queued in the proxy) takes parked
+    # programs even over the pool: so lightly loaded, it gains more from a larger batch
+    # than it loses to eviction. In the simulator, 12 took multiagent on a 60k-token pool
+    # from 505 s to 318 s mean JCT (3 seeds) and changed swe, bfcl, chat, multiagent and
+    # tree by under 1%; 16 and more cost bfcl 6% and more.
+    min_batch: int = 12
 
     def __post_init__(self) -> None:
-        if self.max_inflight < 1:
-            raise ValueError("max_inflight must be at least 1")
+        if self.max_inflight < 1 or self.min_batch < 1:
+            raise ValueError("max_inflight and min_batch must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +340,9 @@ class Scheduler:
 
     def _admit(self, now: float) -> None:
         if self.gate is not None:
-            idle = self._inflight == 0 and not self._queue
-            for call in self.gate.admit(now, engine_idle=idle):
+            batch = min(self.config.min_batch, self.config.max_inflight)
+            underused = self._inflight + len(self._queue) < batch
+            for call in self.gate.admit(now, engine_underused=underused):
                 program = self.programs.get(call.spec.program_id)
                 if program is not None:  # always: a program with parked calls never expires
                     self._enqueue(call, program, now)

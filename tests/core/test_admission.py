@@ -17,6 +17,9 @@ def dispatched(actions: list) -> list[str]:
 
 def sched(policy: str, kv: int = 1000, **kw: float) -> Scheduler:
     # admit_share 1: the pool is the engine's KV, so token figures below read directly.
+    # min_batch 1: only an idle engine takes a parked program over the pool (the last
+    # tests vary it).
+    kw.setdefault("min_batch", 1)
     config = SchedulerConfig(max_inflight=64, kv_tokens=kv, admit_share=1.0, **kw)  # type: ignore[arg-type]
     return Scheduler(make_policy(policy), config)
 
@@ -67,7 +70,7 @@ def test_admitted_footprints_never_exceed_the_pool(ops: list[tuple[int, bool]]) 
 
 def keep_busy(s: Scheduler) -> None:
     """A small call that stays at the engine: an idle engine would take a parked program
-    over the pool (see the last test), so these tests keep it busy."""
+    over the pool (see the last tests), so these tests keep it busy."""
     assert dispatched(s.submit(CallSpec("z1", "Z", prompt_tokens=10), 0.0)) == ["z1"]
 
 
@@ -86,7 +89,7 @@ def test_kvbaton_parks_a_program_that_does_not_fit_until_room_frees() -> None:
 
 def test_a_paused_program_keeps_its_room_until_its_pin_ends() -> None:
     # Reloading 6000 tokens costs 60 s here: the cold-start TTL (ln 60 s) pins the pause.
-    config = SchedulerConfig(kv_tokens=20_000, admit_share=1.0)
+    config = SchedulerConfig(kv_tokens=20_000, admit_share=1.0, min_batch=1)
     s = Scheduler(make_policy("kvbaton"), config, reload_s=lambda tokens: tokens / 100)
     keep_busy(s)
     s.submit(CallSpec("a1", "A", prompt_tokens=6000), 0.0)
@@ -181,3 +184,16 @@ def test_an_idle_engine_takes_the_first_parked_program_over_the_pool() -> None:
     assert dispatched(s.finish("a1", tool, 2.0)) == ["b1"]
     assert s.admission is not None and s.admission.is_active("A")
     assert s.admission.used_tokens > 1000  # over the pool, by the engine's idleness
+
+
+def test_an_underused_engine_takes_parked_programs_over_the_pool_one_at_a_time() -> None:
+    s = sched("kvbaton", min_batch=3)
+    s.submit(CallSpec("a1", "A", prompt_tokens=900), 0.0)
+    # One call at the engine, fewer than 3: B is admitted over the pool, and then C, as
+    # the engine still has fewer than 3 calls; D finds 3 there and waits.
+    assert dispatched(s.submit(CallSpec("b1", "B", prompt_tokens=800), 1.0)) == ["b1"]
+    assert dispatched(s.submit(CallSpec("c1", "C", prompt_tokens=800), 1.0)) == ["c1"]
+    assert dispatched(s.submit(CallSpec("d1", "D", prompt_tokens=800), 1.0)) == []
+    assert s.admission is not None and "D" in s.admission.parked
+    with pytest.raises(ValueError):
+        SchedulerConfig(min_batch=0)

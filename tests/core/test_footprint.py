@@ -62,7 +62,8 @@ def test_the_oldest_calls_are_forgotten_but_their_tokens_still_count() -> None:
 
 
 def test_admission_counts_a_forks_branches_side_by_side() -> None:
-    s = Scheduler(make_policy("kvbaton"), SchedulerConfig(kv_tokens=3000, admit_share=1.0))
+    config = SchedulerConfig(kv_tokens=3000, admit_share=1.0, min_batch=1)
+    s = Scheduler(make_policy("kvbaton"), config)
     s.submit(CallSpec("x1", "X", prompt_tokens=10), 0.0)  # keeps the engine busy
     s.submit(CallSpec("r", "A", step="root", prompt_tokens=800), 0.0)
     s.finish("r", CallOutcome(prompt_tokens=800, completion_tokens=50), 1.0)
