@@ -99,6 +99,9 @@ class Admission:
         self.parked = ParkedPrograms()
         self._active: dict[str, int] = {}
         self._used = 0
+        # The room left when a pass last admitted nothing more: until room grows or a
+        # program that fits is parked, another pass would fail too, so it is skipped.
+        self._failed_room: int | None = None
 
     @property
     def used_tokens(self) -> int:
@@ -137,6 +140,12 @@ class Admission:
             self._active[program_id] = new
             self._used += new - old
 
+    def park(self, program_id: str, key: tuple[float, ...], tokens: int, now: float) -> None:
+        """Park (or re-key) a program that needs ``tokens`` (see :class:`ParkedPrograms`)."""
+        self.parked.park(program_id, key, tokens, now)
+        if self._failed_room is not None and self.fits(tokens):
+            self._failed_room = None
+
     def leave(self, program_id: str) -> bool:
         """The program's KV no longer counts (it ended, or its KV was let go)."""
         self.parked.remove(program_id)
@@ -144,6 +153,7 @@ class Admission:
         if tokens is None:
             return False
         self._used -= tokens
+        self._failed_room = None
         return True
 
     def fits(self, tokens: int) -> bool:
@@ -164,9 +174,13 @@ class Admission:
     def admit(self, now: float) -> list[str]:
         """Activate parked programs that fit, best first; returns their ids in that order."""
         admitted: list[str] = []
+        room = self.config.capacity_tokens - self._used
+        if self._failed_room is not None and room <= self._failed_room:
+            return admitted
         while True:
             chosen = self._choose(now)
             if chosen is None:
+                self._failed_room = self.config.capacity_tokens - self._used
                 return admitted
             self.activate(chosen.program_id, chosen.tokens)
             admitted.append(chosen.program_id)

@@ -20,17 +20,20 @@ against 122.9 s.)
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from kvbaton.middleware.core.types import CallSpec
 
 __all__ = ["Footprints"]
 
-# Calls remembered per program; beyond it the oldest go, their tokens still counted (a
-# child of a forgotten call then counts its whole context). LATS-style searches make about
+# Steps remembered per program; beyond it the oldest go, their tokens still counted (a
+# child of a forgotten step then counts its whole context). LATS-style searches make about
 # 200 calls.
-MAX_NODES = 4096
+MAX_NODES = 512
+# Calls without a step are continued by the program's next call only: the last few (calls
+# of one program may overlap) are enough.
+_STEPLESS_KEPT = 4
 
 
 @dataclass(slots=True)
@@ -49,6 +52,7 @@ class _Program:
     nodes: OrderedDict[str, _Node] = field(default_factory=OrderedDict)
     prefixes: dict[str, int] = field(default_factory=dict)  # agent -> its fixed prefix
     last: str | None = None
+    stepless: deque[str] = field(default_factory=deque)  # calls without a step, oldest first
     total: int = 0  # sum of the nodes' new tokens
 
 
@@ -82,6 +86,7 @@ class Footprints:
     def _add(self, program: _Program, spec: CallSpec, key: str) -> _Node:
         parent_key = spec.parent_step if spec.step else program.last
         parent = program.nodes.get(parent_key) if parent_key else None
+        stepless = spec.step is None
         if parent is not None and parent.prefix == spec.prefix_tokens:
             node = _Node(base=parent.context, prefix=spec.prefix_tokens)
         else:
@@ -89,6 +94,10 @@ class Footprints:
             agent = spec.agent or ""
             program.prefixes[agent] = max(program.prefixes.get(agent, 0), spec.prefix_tokens)
         program.nodes[key] = node
+        if stepless:
+            program.stepless.append(key)
+            if len(program.stepless) > _STEPLESS_KEPT:  # its tokens stay counted
+                program.nodes.pop(program.stepless.popleft(), None)
         if len(program.nodes) > self.max_nodes:
             program.nodes.popitem(last=False)
         return node

@@ -62,7 +62,7 @@ class ProgramGate:
         parked = self._calls.setdefault(pid, [])
         parked.append(call)
         tokens = max(c.spec.prompt_tokens for c in parked)
-        self.admission.parked.park(pid, self._key(parked[0], program, tokens, now), tokens, now)
+        self.admission.park(pid, self._key(parked[0], program, tokens, now), tokens, now)
         return False
 
     def admit(self, now: float, *, engine_underused: bool = False) -> list[QueuedCall]:

@@ -43,14 +43,38 @@ def test_pool_counts_headroom_and_frees_on_leave() -> None:
 def test_best_fit_passes_a_large_head_until_it_has_waited_long_enough() -> None:
     a = Admission(AdmissionConfig(1000, headroom_tokens=0, max_bypass_s=10.0))
     a.activate("running", 600)
-    a.parked.park("big", (0.0,), 500, now=0.0)
-    a.parked.park("small", (1.0,), 300, now=0.0)
+    a.park("big", (0.0,), 500, now=0.0)
+    a.park("small", (1.0,), 300, now=0.0)
     assert a.admit(now=1.0) == ["small"]  # big does not fit; small behind it does
     a.leave("small")
-    a.parked.park("small2", (2.0,), 300, now=1.0)
+    a.park("small2", (2.0,), 300, now=1.0)
     assert a.admit(now=11.0) == []  # big has waited 11 s: the room is kept for it
     a.leave("running")
     assert a.admit(now=12.0) == ["big", "small2"]
+
+
+def test_a_failed_pass_is_not_repeated_until_room_grows_or_a_program_that_fits_parks() -> None:
+    a = Admission(AdmissionConfig(1000, headroom_tokens=0))
+    a.activate("running", 700)
+    a.park("big", (0.0,), 500, now=0.0)
+    assert a.admit(now=0.0) == []
+    scans = 0
+    head = a.parked.head
+
+    def counting(n: int) -> list:  # type: ignore[type-arg]
+        nonlocal scans
+        scans += 1
+        return head(n)
+
+    a.parked.head = counting  # type: ignore[method-assign]
+    a.park("big2", (1.0,), 400, now=0.0)  # does not fit the 300 left either
+    assert a.admit(now=1.0) == [] and scans == 0
+    a.park("small", (2.0,), 300, now=0.0)  # fits: the next pass looks again
+    # One scan admits it, the next finds nothing more at 0 tokens left ...
+    assert a.admit(now=2.0) == ["small"] and scans == 2
+    assert a.admit(now=3.0) == [] and scans == 2  # ... so this pass is skipped
+    a.leave("running")
+    assert a.admit(now=4.0) == ["big"]  # 700 left: big fits, then big2 does not
 
 
 @settings(max_examples=60, deadline=None)
@@ -58,7 +82,7 @@ def test_best_fit_passes_a_large_head_until_it_has_waited_long_enough() -> None:
 def test_admitted_footprints_never_exceed_the_pool(ops: list[tuple[int, bool]]) -> None:
     a = Admission(AdmissionConfig(1000, headroom_tokens=50))
     for i, (tokens, leave) in enumerate(ops):
-        a.parked.park(f"p{i}", (float(i),), tokens, now=float(i))
+        a.park(f"p{i}", (float(i),), tokens, now=float(i))
         a.admit(now=float(i))
         if leave and i:
             a.leave(f"p{i - 1}")

@@ -76,3 +76,12 @@ def test_admission_counts_a_forks_branches_side_by_side() -> None:
     actions = s.submit(CallSpec("b1", "B", prompt_tokens=1500), 2.0)
     assert not [a for a in actions if isinstance(a, Dispatch) and a.call_id == "b1"]
     assert "B" in s.admission.parked
+
+
+def test_a_chain_without_steps_keeps_one_call_in_memory() -> None:
+    f = Footprints()
+    for i in range(100):
+        f.observe(spec(f"c{i}"), 100 * (i + 1))
+        f.observe(spec(f"c{i}"), 100 * (i + 1) + 50)  # the reply
+    assert f.observe(spec("c100"), 10_200) == 10_200
+    assert len(f._programs["P"].nodes) <= 4
