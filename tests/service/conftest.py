@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,27 @@ BASH_TOOLS: list[Any] = [
         },
     }
 ]
+
+
+async def tool_loop(client: AsyncOpenAI, *, rounds: int = 6, tool_s: float = 0.2) -> int:
+    """An agent that runs the model's shell commands until it stops asking (at most
+    ``rounds`` calls) through ``client``; returns the calls it made."""
+    messages: list[Any] = [
+        {"role": "system", "content": "you are an agent"},
+        {"role": "user", "content": "list the files"},
+    ]
+    for calls in range(1, rounds + 1):
+        reply = await client.chat.completions.create(
+            model="kvbaton-tiny", messages=messages, tools=BASH_TOOLS, max_tokens=64
+        )
+        message = reply.choices[0].message
+        if not message.tool_calls:
+            return calls
+        messages.append(message.model_dump(exclude_none=True))
+        await asyncio.sleep(tool_s)  # the tool runs
+        for call in message.tool_calls:
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": "a.py b.py"})
+    return rounds
 
 
 @dataclass

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
-from tests.service.conftest import Stack
-
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "bash",
-            "description": "run a command",
-            "parameters": {
-                "type": "object",
-                "properties": {"command": {"type": "string"}},
-                "required": ["command"],
-            },
-        },
-    }
-]
+from tests.service.conftest import Stack, tool_loop
 
 
 def _user(text: str) -> list[Any]:
@@ -60,23 +44,7 @@ async def test_streamed_chat_matches_whole_reply(stack: Stack) -> None:
 
 
 async def test_tool_loop_is_seen_as_one_program_with_pauses(stack: Stack) -> None:
-    messages: list[Any] = [
-        {"role": "system", "content": "you are an agent"},
-        {"role": "user", "content": "list the files"},
-    ]
-    calls = 0
-    for _ in range(6):
-        reply = await stack.client.chat.completions.create(
-            model="kvbaton-tiny", messages=messages, tools=TOOLS, max_tokens=64
-        )
-        calls += 1
-        message = reply.choices[0].message
-        if not message.tool_calls:
-            break
-        messages.append(message.model_dump(exclude_none=True))
-        await asyncio.sleep(0.2)  # the tool runs
-        for call in message.tool_calls:
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": "a.py b.py"})
+    calls = await tool_loop(stack.client)
     assert calls >= 2, "the embedded engine should ask for at least one tool"
     programs = await stack.programs()
     assert len(programs) == 1, programs  # found by prefix continuation alone

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import BASH_TOOLS, Stack, start_stack
+from tests.service.conftest import Stack, start_stack, tool_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
@@ -39,28 +39,15 @@ async def test_the_ui_is_served_from_the_package(stack: Stack) -> None:
         assert body["error"]["type"] == "not_found_error"
 
 
-async def tool_loop(stack: Stack) -> dict[str, Any]:
-    messages: list[Any] = [
-        {"role": "system", "content": "you are an agent"},
-        {"role": "user", "content": "list the files"},
-    ]
-    for _ in range(4):
-        reply = await stack.client.chat.completions.create(
-            model="kvbaton-tiny", messages=messages, tools=BASH_TOOLS, max_tokens=64
-        )
-        message = reply.choices[0].message
-        if not message.tool_calls:
-            break
-        messages.append(message.model_dump(exclude_none=True))
-        await asyncio.sleep(0.1)  # the tool runs
-        for call in message.tool_calls:
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": "a.py b.py"})
+async def tool_loop_view(stack: Stack) -> dict[str, Any]:
+    """A tool loop's program view (tool pauses of 0.1 s)."""
+    await tool_loop(stack.client, rounds=4, tool_s=0.1)
     (program_id,) = await stack.programs()
     return await stack.program(program_id)
 
 
 async def test_program_views_carry_the_times_the_timeline_draws(stack: Stack) -> None:
-    view = await tool_loop(stack)
+    view = await tool_loop_view(stack)
     assert view["now"] >= view["arrival"]
     nodes = view["graph"]["nodes"]
     calls = [n for n in nodes if n["kind"] == "call"]
@@ -74,7 +61,7 @@ async def test_program_views_carry_the_times_the_timeline_draws(stack: Stack) ->
 
 @needs_node
 async def test_the_timeline_of_a_live_program(stack: Stack, tmp_path: Path) -> None:
-    view = await tool_loop(stack)
+    view = await tool_loop_view(stack)
     (tmp_path / "view.json").write_text(json.dumps(view))
     script = tmp_path / "draw.mjs"
     trace_js = (ROOT / "middleware/service/ui/trace.js").as_uri()
@@ -123,7 +110,7 @@ JSDOM = ROOT / "tests/ui/node_modules/jsdom"
 @needs_node
 @pytest.mark.skipif(not JSDOM.exists(), reason="jsdom is not installed (scripts/test.sh)")
 async def test_the_page_draws_a_live_program(stack: Stack) -> None:
-    view = await tool_loop(stack)
+    view = await tool_loop_view(stack)
     page = f"{stack.proxy}/kvbaton/ui/?program={view['program_id']}"
     app_js = str(ROOT / "middleware/service/ui/app.js")
     assert NODE is not None
