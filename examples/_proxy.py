@@ -21,8 +21,8 @@ def proxy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url",
         default=os.environ.get("KVBATON_BASE_URL"),
-        help="a running kvbaton proxy's OpenAI base URL (default: start the embedded engine "
-        "and a proxy here); also KVBATON_BASE_URL",
+        help="a running kvbaton proxy's URL, with or without /v1 (default: start the "
+        "embedded engine and a proxy here); also KVBATON_BASE_URL",
     )
     parser.add_argument("--model", default=os.environ.get("KVBATON_MODEL", "kvbaton-tiny"))
     parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"))
@@ -36,7 +36,7 @@ async def proxy_for(args: argparse.Namespace) -> AsyncIterator[str]:
     """The proxy's OpenAI base URL: the one given, or the embedded engine and a proxy on
     free ports, in this event loop, for as long as the block runs."""
     if args.base_url is not None:
-        yield args.base_url
+        yield f"{proxy_root(args.base_url)}/v1"  # the proxy's root works as well
         return
     from kvbaton.middleware.launch import running_proxy
     from kvbaton.middleware.settings import ProxySettings

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _proxy import program_view, proxy_arguments
+from _proxy import program_view, proxy_arguments, proxy_root
 from openai import OpenAI
 
 import kvbaton.workflows as kw
@@ -216,7 +216,7 @@ def main() -> int:
 
 @contextmanager
 def _given(base_url: str) -> Iterator[str]:
-    yield base_url
+    yield f"{proxy_root(base_url)}/v1"  # the proxy's root works as well
 
 
 if __name__ == "__main__":

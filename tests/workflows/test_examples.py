@@ -64,3 +64,9 @@ def test_research_team_uses_a_running_proxy_given_by_env(live: Live) -> None:
     out = run_example("research_team.py", env={"KVBATON_BASE_URL": base_url})
     assert f"kvbaton proxy: {base_url}" in out
     check_research_team(out)
+
+
+def test_a_proxy_given_without_v1_is_used_with_it(live: Live) -> None:
+    out = run_example("coding_agent.py", "--base-url", f"{live.proxy}/")
+    assert f"kvbaton proxy: {live.proxy}/v1\n" in out
+    check_coding_agent(out)

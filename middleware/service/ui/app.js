@@ -108,6 +108,10 @@ function renderGraph(program) {
 function renderOutlook(program) {
   const p = program.prediction;
   const out = document.getElementById("outlook");
+  if (program.status === "done") {
+    out.textContent = "Done: nothing left to predict.";
+    return;
+  }
   if (!p || p.remaining_calls.samples === 0) {
     out.textContent = "No prediction yet: no program of its workflow has finished.";
     return;
