@@ -108,6 +108,11 @@ class Admission:
         return self._used
 
     @property
+    def room_tokens(self) -> int:
+        """What is left of the pool (negative when over it)."""
+        return self.config.capacity_tokens - self._used
+
+    @property
     def active_programs(self) -> int:
         return len(self._active)
 
@@ -161,7 +166,7 @@ class Admission:
         # overcommit (in the simulator, 20-100% higher mean JCT on swe, bfcl and multiagent).
         need = tokens + self.config.headroom_tokens
         # An engine with nothing active takes any program, however large: else it would stall.
-        return not self._active or self._used + need <= self.config.capacity_tokens
+        return not self._active or need <= self.room_tokens
 
     def activate(self, program_id: str, tokens: int) -> None:
         self.parked.remove(program_id)
@@ -174,20 +179,19 @@ class Admission:
     def admit(self, now: float) -> list[str]:
         """Activate parked programs that fit, best first; returns their ids in that order."""
         admitted: list[str] = []
-        room = self.config.capacity_tokens - self._used
-        if self._failed_room is not None and room <= self._failed_room:
+        if self._failed_room is not None and self.room_tokens <= self._failed_room:
             return admitted
         while True:
             chosen = self._choose(now)
             if chosen is None:
-                self._failed_room = self.config.capacity_tokens - self._used
+                self._failed_room = self.room_tokens
                 return admitted
             self.activate(chosen.program_id, chosen.tokens)
             admitted.append(chosen.program_id)
 
     def over_capacity(self) -> int:
         """Tokens the active set is over its pool by (0 when within it)."""
-        return max(0, self._used - self.config.capacity_tokens)
+        return max(0, -self.room_tokens)
 
     def _choose(self, now: float) -> _Parked | None:
         for i, entry in enumerate(self.parked.head(_SCAN + 1)):

@@ -27,15 +27,20 @@ def request_messages(route: str, body: Any) -> Any:
             return None
 
 
-def prompt_text(route: str, body: Any) -> str | None:
-    """The text prompt of ``/v1/completions`` or ``/generate`` (one prompt only)."""
+def _raw_prompt(route: str, body: Any) -> Any:
+    """The prompt field of ``/v1/completions`` (``prompt``) or ``/generate`` (``text``)."""
     match route_of(route):
         case Route.COMPLETIONS:
-            prompt = get(body, "prompt")
+            return get(body, "prompt")
         case Route.GENERATE:
-            prompt = get(body, "text")
+            return get(body, "text")
         case _:
             return None
+
+
+def prompt_text(route: str, body: Any) -> str | None:
+    """The text prompt of ``/v1/completions`` or ``/generate`` (one prompt only)."""
+    prompt = _raw_prompt(route, body)
     if isinstance(prompt, list) and len(prompt) == 1:
         prompt = prompt[0]
     return prompt if isinstance(prompt, str) else None
@@ -45,13 +50,7 @@ def shared_prompt(route: str, body: Any) -> str | None:
     """The text every prompt of the request starts with: its one prompt, or what a batch
     of text prompts has in common (SGLang's frontend scores ``select`` choices as one
     batch, ``[state + choice for choice in choices]``, that continues ``state``)."""
-    match route_of(route):
-        case Route.COMPLETIONS:
-            prompt = get(body, "prompt")
-        case Route.GENERATE:
-            prompt = get(body, "text")
-        case _:
-            return None
+    prompt = _raw_prompt(route, body)
     if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         return _common_prefix(prompt) or None
     return prompt if isinstance(prompt, str) else None

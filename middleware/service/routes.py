@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from kvbaton.adapters.base import UpstreamRequest
+from kvbaton.middleware.core.programs import ProgramState
+from kvbaton.middleware.core.scheduler import Scheduler
 from kvbaton.middleware.protocol.forwarding import strip_own
 from kvbaton.middleware.protocol.routes import Route
 from kvbaton.middleware.service.calls import call_handler
@@ -66,14 +68,8 @@ async def list_programs(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     scheduler, now = service.dispatcher.scheduler, service.clock()
     stats = scheduler.stats()
-    keeper = scheduler.keeper
-    admission = scheduler.admission
-    programs = [
-        p.summary()
-        | keeper.view(p.program_id, now)
-        | (admission.view(p.program_id) if admission is not None else {})
-        for p in scheduler.programs
-    ]
+    keeper, admission = scheduler.keeper, scheduler.admission
+    programs = [_program_view(scheduler, p, now) for p in scheduler.programs]
     return web.json_response(
         {
             "object": "list",
@@ -104,14 +100,20 @@ async def get_program(request: web.Request) -> web.Response:
             404, f"no live program {program_id!r}", "not_found_error", param="program_id"
         )
     now = service.clock()
-    body: dict[str, Any] = program.summary() | scheduler.keeper.view(program_id, now)
-    if scheduler.admission is not None:
-        body |= scheduler.admission.view(program_id)
+    body = _program_view(scheduler, program, now)
     body["now"] = now
     body["graph"] = program.graph.to_json()
     prediction = scheduler.workflows.predict(program, now)
     body["prediction"] = prediction.to_json() if prediction is not None else None
     return web.json_response(body)
+
+
+def _program_view(scheduler: Scheduler, program: ProgramState, now: float) -> dict[str, Any]:
+    """A program's summary with its pin and, under program admission, its place in the pool."""
+    view: dict[str, Any] = program.summary() | scheduler.keeper.view(program.program_id, now)
+    if scheduler.admission is not None:
+        view |= scheduler.admission.view(program.program_id)
+    return view
 
 
 def add_routes(app: web.Application, metrics_handler: Any) -> None:

@@ -2,7 +2,7 @@
 // (tests/service/test_ui.py runs them, and feeds them a program view from a live proxy).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { timeline, layers, cachedShare, seconds } from "../../middleware/service/ui/trace.js";
+import { timeline, layers, cachedShare, seconds, nodeKind } from "../../middleware/service/ui/trace.js";
 
 const program = {
   arrival: 100,
@@ -60,6 +60,11 @@ test("layers put every node below its deepest parent", () => {
     links: [{ source: "r", target: "x" }, { source: "x", target: "y" }, { source: "r", target: "w" }, { source: "y", target: "w" }],
   });
   assert.equal(join.position.get("w").layer, 3);
+});
+
+test("node colours: tools, and calls by state", () => {
+  assert.deepEqual(program.graph.nodes.map(nodeKind), ["done", "tool", "running", "queued"]);
+  assert.equal(nodeKind({ kind: "call", status: "cancelled" }), "failed");
 });
 
 test("formatting helpers", () => {

@@ -1,5 +1,5 @@
 // The tracing UI: polls the proxy's program API and draws what trace.js computes.
-import { timeline, layers, cachedShare, seconds, callLabel } from "./trace.js";
+import { timeline, layers, cachedShare, seconds, callLabel, nodeKind } from "./trace.js";
 
 const API = "../v1/programs";
 const SVG = "http://www.w3.org/2000/svg";
@@ -95,7 +95,7 @@ function renderGraph(program) {
   }
   for (const node of graph.nodes) {
     const p = at(node.id);
-    const kind = node.kind === "tool" ? "tool" : { running: "running", done: "done", queued: "queued" }[node.status] || "failed";
+    const kind = nodeKind(node);
     const g = el("svg:g");
     g.append(el("svg:rect", { x: p.x, y: p.y, width: w, height: h, rx: 4, class: kind }));
     const text = node.kind === "tool" ? (node.tools || []).join(", ") : node.agent || node.step || node.id;

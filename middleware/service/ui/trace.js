@@ -55,10 +55,16 @@ function callBars(node, lane, t0, now) {
     bars.push({ lane, kind: "queued", start: queued, end: started ?? now - t0, label: "", node: node.id });
   }
   if (started != null) {
-    const kind = node.status === "running" ? "running" : node.status === "done" ? "done" : "failed";
-    bars.push({ lane, kind, start: started, end: finished ?? now - t0, label: callLabel(node), node: node.id });
+    bars.push({ lane, kind: nodeKind(node), start: started, end: finished ?? now - t0, label: callLabel(node), node: node.id });
   }
   return bars;
+}
+
+// The colour class of a graph node: a tool pause, or a call by its state (a call that
+// failed or was cancelled is "failed").
+export function nodeKind(node) {
+  if (node.kind === "tool") return "tool";
+  return ["queued", "running", "done"].includes(node.status) ? node.status : "failed";
 }
 
 export function callLabel(node) {
