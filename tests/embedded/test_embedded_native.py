@@ -36,7 +36,8 @@ async def test_generate_text_and_input_ids(client):
     meta = out["meta_info"]
     assert meta["finish_reason"] == {"type": "length", "length": 6}
     assert meta["completion_tokens"] == len(out["output_ids"]) == 6 and meta["cached_tokens"] == 0
-    assert meta["prompt_tokens"] == 6 and meta["e2e_latency"] > 0 and meta["id"]
+    # "The", " capital", " of", " France", " is" (cl100k cuts it the same way)
+    assert meta["prompt_tokens"] == 5 and meta["e2e_latency"] > 0 and meta["id"]
     natural = await generate(client, input_ids=[5, 6, 7], rid="mine")
     assert natural["meta_info"]["id"] == "mine"
     assert natural["meta_info"]["finish_reason"] == {"type": "stop", "matched": 0}
