@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from kvbaton.adapters.base import Capabilities
 from kvbaton.adapters.embedded import EmbeddedBackend
 from kvbaton.adapters.http import HttpBackend
 from kvbaton.adapters.sglang import SglangBackend
 from kvbaton.adapters.vllm import VllmBackend
 
-__all__ = ["EngineKind", "backend_for", "capabilities_from_server_info", "connect"]
+__all__ = [
+    "EngineKind",
+    "backend_for",
+    "capabilities_from_server_info",
+    "connect",
+    "vllm_kv_tokens",
+]
 
 EngineKind = Literal["auto", "sglang", "vllm", "openai", "embedded"]
 PriorityMode = Literal["auto", "on", "off"]
@@ -61,7 +69,26 @@ def capabilities_from_server_info(info: Any, priority: PriorityMode = "auto") ->
     )
 
 
-def _vllm(priority: PriorityMode) -> Capabilities:
+def vllm_kv_tokens(metrics: str | None) -> int | None:
+    """vLLM's KV pool in tokens, from ``vllm:cache_config_info`` on its ``/metrics``
+    (``num_gpu_blocks`` x ``block_size``); None where the scrape does not say."""
+    if not metrics:
+        return None
+    try:
+        families = list(text_string_to_metric_families(metrics))
+    except ValueError:
+        return None
+    for family in families:
+        if family.name != "vllm:cache_config_info":
+            continue
+        for sample in family.samples:
+            blocks, size = sample.labels.get("num_gpu_blocks"), sample.labels.get("block_size")
+            if blocks and size and blocks.isdigit() and size.isdigit():
+                return _int(int(blocks) * int(size))
+    return None
+
+
+def _vllm(priority: PriorityMode, kv_tokens: int | None = None) -> Capabilities:
     # vLLM rejects a non-zero priority unless started with --scheduling-policy priority,
     # which it does not report, so the operator says so.
     return Capabilities(
@@ -70,6 +97,7 @@ def _vllm(priority: PriorityMode) -> Capabilities:
         higher_first=False,
         lru_prefix_cache=True,
         max_running=VLLM_DEFAULT_MAX_RUNNING,
+        kv_tokens=kv_tokens,
     )
 
 
@@ -108,13 +136,13 @@ async def connect(
 
 async def _probe(backend: HttpBackend, kind: EngineKind, priority: PriorityMode) -> Capabilities:
     if kind == "vllm":
-        return _vllm(priority)
+        return _vllm(priority, vllm_kv_tokens(await backend.get_text("/metrics")))
     if kind == "openai":
         return Capabilities(kind="openai")
     try:
         info = await backend.get_json("/server_info")
         if info is None and kind == "auto" and await backend.get_json("/version") is not None:
-            return _vllm(priority)
+            return _vllm(priority, vllm_kv_tokens(await backend.get_text("/metrics")))
     except Exception:  # an engine that is down is probed as what the operator named
         info = None
     if info is None and kind == "auto":

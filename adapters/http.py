@@ -192,5 +192,13 @@ class HttpBackend:
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
+    async def get_text(self, path: str) -> str | None:
+        """GET ``path`` as text (a Prometheus scrape); ``None`` if it failed."""
+        try:
+            async with self._session.get(self.base_url + path) as response:
+                return await response.text() if response.status == 200 else None
+        except (TimeoutError, aiohttp.ClientError, UnicodeDecodeError):
+            return None
+
     async def aclose(self) -> None:
         await self._session.close()

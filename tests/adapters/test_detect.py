@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from kvbaton.adapters.base import Capabilities
-from kvbaton.adapters.detect import backend_for, capabilities_from_server_info, connect
+from kvbaton.adapters.detect import (
+    backend_for,
+    capabilities_from_server_info,
+    connect,
+    vllm_kv_tokens,
+)
 from kvbaton.adapters.embedded import EmbeddedBackend
 from kvbaton.adapters.http import HttpBackend
 from kvbaton.adapters.sglang import SglangBackend
@@ -66,3 +71,25 @@ async def test_a_plain_server_neither_holds_nor_warms() -> None:
     assert await backend.warm({"messages": [{"role": "user", "content": "x"}]}) is None
     assert await backend.retime_pin("p", 1.0, None) == 0
     await backend.aclose()
+
+
+# The series as vLLM 0.32 (CPU) prints it, shortened to the labels that matter here.
+_VLLM_SCRAPE = """\
+# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
+# TYPE vllm:cache_config_info gauge
+vllm:cache_config_info{block_size="128",engine="0",num_cpu_blocks="None",\
+num_gpu_blocks="40",num_gpu_blocks_override="40"} 1.0
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="tiny"} 0.0
+"""
+
+
+def test_vllm_kv_pool_is_read_from_its_cache_config_series() -> None:
+    assert vllm_kv_tokens(_VLLM_SCRAPE) == 40 * 128
+    assert (
+        vllm_kv_tokens(_VLLM_SCRAPE.replace('num_gpu_blocks="40"', 'num_gpu_blocks="None"')) is None
+    )
+    assert vllm_kv_tokens("vllm:num_requests_running 0.0\n") is None
+    assert vllm_kv_tokens("not { a scrape") is None
+    assert vllm_kv_tokens(None) is None
