@@ -11,6 +11,13 @@ Prompts follow the trace format's "Token content" rule (`replay_text`): a ``fres
 reply + a user message, so it extends the parent's prefix. kvbaton headers name the program,
 agent, step and parent, so the proxy knows the program without matching prefixes.
 
+With ``tool_calls=True`` a call whose trace names a tool ends in a real tool call: the
+request offers that tool and a regular expression (vLLM's ``structured_outputs.regex``, with
+``--enable-auto-tool-choice --tool-call-parser hermes``) makes the model write one, so the
+reply carries ``tool_calls`` as an agent's would; the child call returns it as a ``tool``
+message. The proxy then sees the tool pause the way it sees a real agent's. Its output
+length is the tool call's, about ``output_tokens``.
+
 Every count comes from the engine's own ``usage``. ``recomputed_tokens`` is approximate: for
 a continue call, the parent's prompt + completion tokens that the engine did not report as
 cached (``max(0, parent prompt + parent completion - cached)``). It counts the parent's
@@ -23,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from kvbaton.middleware.bench.records import CallRecord, ProgramRecord
-from kvbaton.middleware.bench.replay_text import call_text, system_text
+from kvbaton.middleware.bench.replay_text import WORDS, call_text, system_text
 from kvbaton.middleware.bench.trace import Call, Program
 from kvbaton.middleware.protocol import wire
 from kvbaton.middleware.protocol.sse import StreamSummary
@@ -43,7 +52,7 @@ log = logging.getLogger(__name__)
 _EXTRAS = ("ignore_eos", "min_tokens")  # vLLM / SGLang fields; may be refused elsewhere
 _BAD_FINISH = frozenset({"abort", "error"})
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 
 
 async def replay_trace(
@@ -56,6 +65,7 @@ async def replay_trace(
     on_program_done: Callable[[ProgramRecord], None] | None = None,
     max_programs_in_flight: int | None = None,
     timeout_s: float = 600,
+    tool_calls: bool = False,
 ) -> list[ProgramRecord]:
     """Replay ``programs`` against the endpoint at ``url``; one record per program, in order.
 
@@ -75,7 +85,7 @@ async def replay_trace(
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        endpoint = _Endpoint(session, _base_url(url))
+        endpoint = _Endpoint(session, _base_url(url), tool_calls=tool_calls)
         endpoint.model = model or await endpoint.first_model()
         replayer = _Replayer(endpoint, seed, on_program_done, max_programs_in_flight)
         return await replayer.run(programs, rate_scale)
@@ -117,6 +127,7 @@ class _Endpoint:
     session: aiohttp.ClientSession
     url: str
     model: str = ""
+    tool_calls: bool = False
     refused: set[str] = field(default_factory=set)
     clock: Callable[[], float] = field(default_factory=lambda: asyncio.get_running_loop().time)
     started_at: float = 0.0
@@ -136,10 +147,18 @@ class _Endpoint:
             return "default"
 
     async def complete(
-        self, record: CallRecord, messages: Messages, output_tokens: int, headers: Mapping[str, str]
-    ) -> str:
-        """Stream one chat completion into ``record``; the reply text. Raises _CallFailed."""
+        self,
+        record: CallRecord,
+        messages: Messages,
+        output_tokens: int,
+        headers: Mapping[str, str],
+        tool: str | None = None,
+    ) -> StreamSummary:
+        """Stream one chat completion into ``record``; what the stream said. Raises
+        _CallFailed."""
         body = self._body(messages, output_tokens)
+        if tool is not None and self.tool_calls:
+            body = _tool_call_body(body, tool, output_tokens)
         status, text = await self._post(record, body, headers)
         if status == 400 and (refused := _named_extras(body, text)):
             # Retry once without the extension fields; keep them off only if that worked.
@@ -147,7 +166,7 @@ class _Endpoint:
             status, text = await self._post(record, retry, headers)
             if status < 400:
                 self.refused |= refused
-        if status >= 400:
+        if isinstance(text, str):
             raise _CallFailed(f"HTTP {status}: {text[:300]}")
         return text
 
@@ -167,8 +186,8 @@ class _Endpoint:
 
     async def _post(
         self, record: CallRecord, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> tuple[int, str]:
-        """(status, error text) for an HTTP error, else (200, reply text) read from the stream."""
+    ) -> tuple[int, str | StreamSummary]:
+        """(status, error text) for an HTTP error, else (200, the stream read)."""
         record.sent_at = self.now()
         async with self.session.post(
             f"{self.url}/v1/chat/completions", json=body, headers=headers
@@ -177,11 +196,11 @@ class _Endpoint:
                 return response.status, await response.text()
             return response.status, await self._read(response, record)
 
-    async def _read(self, response: aiohttp.ClientResponse, record: CallRecord) -> str:
+    async def _read(self, response: aiohttp.ClientResponse, record: CallRecord) -> StreamSummary:
         summary = StreamSummary()
         async for chunk in response.content.iter_any():
             summary.feed(chunk)
-            if record.first_token_at is None and summary.text:
+            if record.first_token_at is None and (summary.text or summary.tool_calls):
                 record.first_token_at = self.now()  # TTFT: the first content, not the role chunk
         summary.close()
         record.finished_at = self.now()
@@ -193,7 +212,30 @@ class _Endpoint:
             record.prompt_tokens = usage.prompt_tokens
             record.cached_tokens = usage.cached_tokens or 0
             record.completion_tokens = usage.completion_tokens
-        return summary.text
+        return summary
+
+
+# Words of one token each in common tokenizers (see replay_text): the tool call's argument.
+_ARGUMENT_WORDS = "|".join(WORDS[:64])
+
+
+def _tool_call_body(body: dict[str, Any], tool: str, output_tokens: int) -> dict[str, Any]:
+    """``body`` made to end in a call of ``tool`` in the Hermes format that vLLM's
+    ``hermes`` parser reads, its argument about ``output_tokens`` words long (the call's
+    own JSON takes some of them: at least about 45); ended by the grammar, so without ``ignore_eos``."""
+    # The call's own JSON is about 45 tokens in the tiny model's tokenizer; a word about 1.4.
+    words = max(1, round((output_tokens - 45) / 1.4))
+    argument = f"(?:{_ARGUMENT_WORDS})(?: (?:{_ARGUMENT_WORDS})){{{words - 1}}}"
+    name = re.escape(json.dumps(tool))
+    call = f'\\{{"name": {name}, "arguments": \\{{"input": "{argument}"\\}}\\}}'
+    regex = f"<tool_call>\n{call}\n</tool_call>"
+    schema = {"type": "object", "properties": {"input": {"type": "string"}}}
+    out = {k: v for k, v in body.items() if k not in _EXTRAS}
+    return out | {
+        "tools": [{"type": "function", "function": {"name": tool, "parameters": schema}}],
+        "structured_outputs": {"regex": regex},
+        "max_tokens": 4 * output_tokens + 64,  # room for the grammar to close the call
+    }
 
 
 def _named_extras(body: Mapping[str, Any], error: str) -> set[str]:
@@ -211,7 +253,7 @@ class _Turn:
 
     record: CallRecord
     messages: Messages
-    reply: str = ""
+    reply: StreamSummary | None = None
 
 
 @dataclass(slots=True)
@@ -281,9 +323,10 @@ class _Replayer:
     async def _send(self, run: _Run, call: Call, parent: _Turn | None) -> _Turn:
         turn = _Turn(CallRecord(call.id, self.endpoint.now()), self._messages(run, call, parent))
         headers = _headers(run, call)
+        tool = call.tool if call.id in run.parents else None
         try:
             turn.reply = await self.endpoint.complete(
-                turn.record, turn.messages, call.output_tokens, headers
+                turn.record, turn.messages, call.output_tokens, headers, tool
             )
         except (_CallFailed, aiohttp.ClientError, TimeoutError) as exc:
             self._fail(run, turn.record, exc)
@@ -304,13 +347,26 @@ class _Replayer:
 
     def _messages(self, run: _Run, call: Call, parent: _Turn | None) -> Messages:
         text = call_text(run.program.id, call.id, call.input_tokens, seed=self.seed)
-        user = {"role": "user", "content": text}
-        if parent is not None:
-            return [*parent.messages, {"role": "assistant", "content": parent.reply}, user]
+        user: dict[str, Any] = {"role": "user", "content": text}
+        if parent is not None and parent.reply is not None:
+            return [*parent.messages, *_returned(parent.reply, text, user)]
         if call.system is None or call.system_tokens == 0:
             return [user]
         system = system_text(call.system, call.system_tokens, seed=self.seed)
         return [{"role": "system", "content": system}, user]
+
+
+def _returned(reply: StreamSummary, text: str, user: dict[str, Any]) -> Messages:
+    """The parent's reply as the child sends it back: its tool calls and their result
+    (``text``), or its text and a user turn."""
+    if not reply.tool_calls:
+        return [{"role": "assistant", "content": reply.text}, user]
+    calls = [
+        {"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
+        for t in reply.tool_calls
+    ]
+    results = [{"role": "tool", "tool_call_id": t.id, "content": text} for t in reply.tool_calls]
+    return [{"role": "assistant", "content": reply.text or None, "tool_calls": calls}, *results]
 
 
 def _headers(run: _Run, call: Call) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -15,12 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from kvbaton.middleware.bench.records import ProgramRecord
-from kvbaton.middleware.bench.replay import replay_trace
+from kvbaton.middleware.bench.replay import _returned, _tool_call_body, replay_trace
 from kvbaton.middleware.bench.replay_text import WORDS, call_text, system_text
 from kvbaton.middleware.bench.trace import Program
 from kvbaton.middleware.embedded.settings import EngineSettings
 from kvbaton.middleware.engine import tokens
 from kvbaton.middleware.launch import running_engine, running_proxy
+from kvbaton.middleware.protocol.sse import StreamSummary
 from kvbaton.middleware.settings import ProxySettings
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -233,3 +235,29 @@ async def test_max_programs_in_flight_runs_them_one_by_one() -> None:
     spans = sorted((r.calls[0].sent_at, r.finished_at or 0.0) for r in records)
     assert all(not r.failed for r in records)
     assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def test_a_forced_tool_call_body_names_the_tool_and_drops_exact_length() -> None:
+    body = {"model": "m", "messages": [], "max_tokens": 80, "ignore_eos": True, "min_tokens": 80}
+    forced = _tool_call_body(body, "run tests", 80)
+    assert "ignore_eos" not in forced and "min_tokens" not in forced
+    assert forced["tools"][0]["function"]["name"] == "run tests"
+    regex = forced["structured_outputs"]["regex"]
+    sample = (
+        '<tool_call>\n{"name": "run tests", "arguments": {"input": "the of and"}}\n</tool_call>'
+    )
+    assert re.fullmatch(regex.replace("{24}", "{2}"), sample)  # 80 tokens: 25 words
+    assert forced["max_tokens"] > 80
+
+
+def test_a_tool_call_reply_comes_back_as_a_tool_message() -> None:
+    summary = StreamSummary()
+    summary.feed(
+        b'data: {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "t1", "function":'
+        b' {"name": "bash", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]}\n\n'
+    )
+    summary.close()
+    user = {"role": "user", "content": "out"}
+    assistant, tool = _returned(summary, "out", user)
+    assert assistant["tool_calls"][0]["id"] == "t1" and assistant["content"] is None
+    assert tool == {"role": "tool", "tool_call_id": "t1", "content": "out"}
