@@ -145,7 +145,8 @@ def live_bench(url: str, trace: Path, repeats: int) -> dict[str, Any]:
 
 
 def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    mean = {k: statistics.fmean(r[k] for r in runs) for k in runs[0]}
+    numbers = [k for k, v in runs[0].items() if isinstance(v, int | float)]
+    mean = {k: statistics.fmean(r[k] for r in runs) for k in numbers}
     jcts = [r["jct_mean_s"] for r in runs]
     return mean | {"jct_mean_min_s": min(jcts), "jct_mean_max_s": max(jcts)}
 

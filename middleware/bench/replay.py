@@ -159,16 +159,16 @@ class _Endpoint:
         body = self._body(messages, output_tokens)
         if tool is not None and self.tool_calls:
             body = _tool_call_body(body, tool, output_tokens)
-        status, text = await self._post(record, body, headers)
-        if status == 400 and (refused := _named_extras(body, text)):
+        status, reply = await self._post(record, body, headers)
+        if isinstance(reply, str) and status == 400 and (refused := _named_extras(body, reply)):
             # Retry once without the extension fields; keep them off only if that worked.
             retry = {k: v for k, v in body.items() if k not in refused}
-            status, text = await self._post(record, retry, headers)
+            status, reply = await self._post(record, retry, headers)
             if status < 400:
                 self.refused |= refused
-        if isinstance(text, str):
-            raise _CallFailed(f"HTTP {status}: {text[:300]}")
-        return text
+        if isinstance(reply, str):
+            raise _CallFailed(f"HTTP {status}: {reply[:300]}")
+        return reply
 
     def _body(self, messages: Messages, output_tokens: int) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -221,8 +221,8 @@ _ARGUMENT_WORDS = "|".join(WORDS[:64])
 
 def _tool_call_body(body: dict[str, Any], tool: str, output_tokens: int) -> dict[str, Any]:
     """``body`` made to end in a call of ``tool`` in the Hermes format that vLLM's
-    ``hermes`` parser reads, its argument about ``output_tokens`` words long (the call's
-    own JSON takes some of them: at least about 45); ended by the grammar, so without ``ignore_eos``."""
+    ``hermes`` parser reads, about ``output_tokens`` long in all (the call's own JSON takes
+    about 45 of them); ended by the grammar, so without ``ignore_eos``."""
     # The call's own JSON is about 45 tokens in the tiny model's tokenizer; a word about 1.4.
     words = max(1, round((output_tokens - 45) / 1.4))
     argument = f"(?:{_ARGUMENT_WORDS})(?: (?:{_ARGUMENT_WORDS})){{{words - 1}}}"

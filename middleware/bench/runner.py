@@ -5,6 +5,8 @@ simulated time) or the URL of a live engine: ``baseline`` replays straight again
 every other policy replays through an in-process proxy in front of it. The results JSON is
 the format of ``shared/traces/FORMAT.md``; a sweep adds an optional ``sweep`` list with the
 same per-policy entries at each rate scale, and can be drawn as mean JCT against load.
+Beside the JCT table it prints each policy's ``decomposition`` (where its calls' time went:
+proxy queue, engine queue, prefill, decode, extra requests), where the run reports one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,19 @@ from rich.progress import (
 from rich.table import Table
 
 from kvbaton.middleware.bench.lower_bound import lower_bound
-from kvbaton.middleware.bench.records import ProgramRecord, summarize
+from kvbaton.middleware.bench.records import Decomposition, ProgramRecord, summarize
 from kvbaton.middleware.bench.sim import simulate
 from kvbaton.middleware.bench.trace import Program, load_trace
 from kvbaton.middleware.core.policies import POLICIES
 from kvbaton.middleware.engine import DEFAULT_PROFILE, Profile, load_profile
 
-__all__ = ["resolve_policies", "results_table", "run_bench"]
+__all__ = ["decomposition_table", "resolve_policies", "results_table", "run_bench"]
 
 PolicyResults = dict[str, dict[str, Any]]
 RunAt = Callable[[float], PolicyResults]  # rate scale -> {policy: results entry}
+# A live replay's records, with its decomposition when the replayer can measure one (a
+# Decomposition, or its JSON form: that may leave out figures a live engine cannot tell).
+Replayed = list[ProgramRecord] | tuple[list[ProgramRecord], Decomposition | Mapping[str, Any]]
 
 
 def resolve_policies(policies: Sequence[str] | None) -> list[str]:
@@ -175,11 +180,20 @@ async def _replay_all(
     with _progress(console) as progress:
         for name in names:
             task = progress.add_task(f"{name} x{rate_scale:g}", total=len(programs))
-            records = await _replay_one(
+            replayed = await _replay_one(
                 url, name, programs, rate_scale, seed, _advancer(progress, task)
             )
-            out[name] = summarize(records)  # a live engine does not report preemptions
+            out[name] = _live_entry(replayed)
     return out
+
+
+def _live_entry(replayed: Replayed) -> dict[str, Any]:
+    if not isinstance(replayed, tuple):
+        return summarize(replayed)  # a live engine does not report preemptions
+    records, decomposition = replayed
+    if isinstance(decomposition, Decomposition):
+        decomposition = decomposition.to_json()
+    return {**summarize(records), "decomposition": dict(decomposition)}
 
 
 async def _replay_one(
@@ -189,7 +203,7 @@ async def _replay_one(
     rate_scale: float,
     seed: int,
     done: Callable[[ProgramRecord], None],
-) -> list[ProgramRecord]:
+) -> Replayed:
     # Imported here: the live path pulls in aiohttp and the proxy, the simulator needs neither.
     from kvbaton.middleware import launch
     from kvbaton.middleware.bench import replay
@@ -243,10 +257,51 @@ def _sweep_table(results: dict[str, Any]) -> Table:
     return table
 
 
+_DECOMPOSITION_HEADERS = (
+    "calls", "proxy queue s/call", "engine queue s/call", "prefill s/call", "decode s/call",
+    "extra req", "extra engine s", "cached %", "recomputed tok", "preempt",
+)  # fmt: skip
+_SPANS = ("proxy_queue_s", "engine_queue_s", "prefill_s", "decode_s")  # shown per call
+
+
+def decomposition_table(results: dict[str, Any]) -> Table:
+    """One row per policy whose entry has a ``decomposition``: the time spans as means per
+    call (so runs of different lengths, simulated or live, compare figure by figure); a
+    figure the run did not report shows as "-"."""
+    table = Table("policy", *_DECOMPOSITION_HEADERS, title="where the time went")
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for name, entry in results["policies"].items():
+        if "decomposition" in entry:
+            table.add_row(name, *_decomposition_row(entry["decomposition"]))
+    return table
+
+
+def _decomposition_row(d: Mapping[str, Any]) -> list[str]:
+    # Counts may come as floats from a live run's metric deltas: shown without decimals.
+    calls = max(d.get("calls") or 0, 1)  # no calls: zeros, not a division error
+    cached, prompt = d.get("cached_tokens"), d.get("prompt_tokens")
+    return [
+        _cell(d.get("calls"), "{:,.0f}"),
+        *(_cell(d.get(key), "{:.3f}", calls) for key in _SPANS),
+        _cell(d.get("extra_requests"), "{:,.0f}"),
+        _cell(d.get("extra_engine_s"), "{:.2f}"),
+        _cell(100 * cached / prompt if cached is not None and prompt else None, "{:.1f}"),
+        _cell(d.get("recomputed_tokens"), "{:,.0f}"),
+        _cell(d.get("preemptions"), "{:,.0f}"),
+    ]
+
+
+def _cell(value: float | None, fmt: str, per: float = 1) -> str:
+    return "-" if value is None else fmt.format(value / per)
+
+
 def _report(results: dict[str, Any], rate_scale: float, console: Console) -> None:
     profile = results["engine_profile"]["name"]
     title = f"{results['trace']} · {results['engine']} · {profile} · rate x{rate_scale:g}"
     console.print(results_table(results, title))
+    if any("decomposition" in entry for entry in results["policies"].values()):
+        console.print(decomposition_table(results))
     if "sweep" in results:
         console.print(_sweep_table(results))
 

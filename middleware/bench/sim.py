@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvbaton.middleware.bench.prompts import Tokens, TokenSynth
-from kvbaton.middleware.bench.records import CallRecord, ProgramRecord, summarize
+from kvbaton.middleware.bench.records import (
+    CallRecord,
+    Decomposition,
+    ExtraRequests,
+    ProgramRecord,
+    decompose,
+    summarize,
+)
 from kvbaton.middleware.bench.trace import Call, Program
 from kvbaton.middleware.core.actions import Action, Dispatch, Pin, Unpin, Warm
 from kvbaton.middleware.core.policies import Policy, make_policy
@@ -91,12 +98,19 @@ class SimResult:
     engine: EngineStats
     end_s: float  # simulated time of the last event
     cache: dict[str, Any] = field(default_factory=dict)  # pins and warms (results "cache")
+    extra: ExtraRequests = field(default_factory=ExtraRequests)  # warms sent to the engine
 
     def summary(self) -> dict[str, Any]:
         """The results-format entry for this policy (``records.RESULT_KEYS``, and the
-        optional ``cache`` figures)."""
+        optional ``cache`` figures and ``decomposition``)."""
         entry = summarize(self.programs, preemptions=self.preemptions)
-        return {**entry, "cache": self.cache} if self.cache else entry
+        if self.cache:
+            entry["cache"] = self.cache
+        entry["decomposition"] = self.decomposition().to_json()
+        return entry
+
+    def decomposition(self) -> Decomposition:
+        return decompose(self.programs, self.extra, preemptions=self.preemptions)
 
 
 class _ProgramState:
@@ -200,7 +214,8 @@ class Simulation:
         self._events = self._steps = self._preemptions = 0
         self._idle_steps = 0  # zero-length steps in a row (preemptions that free room)
         self._prefixes: dict[tuple[str | None, str | None], Tokens] = {}  # agents' prefixes
-        self._warm_rids: set[str] = set()
+        self._warm_rids: dict[str, float] = {}  # warms in the engine -> when sent
+        self._extra = ExtraRequests()
         self._paused: dict[str, _CallState] = {}  # a paused program's last call, by program
         # Warms by outcome: sent (loaded tokens), touched (already cached: refreshed only),
         # skipped (no free room), used or wasted (the call they were for found them or not).
@@ -230,6 +245,8 @@ class Simulation:
                 handlers[kind](payload)
         if self._unfinished:
             raise SimulationError(f"stalled at t={self.now:.3f}: {self._unfinished} unfinished")
+        # Warms still in the engine when the last program ends count up to that end.
+        self._extra.engine_s += sum(self.now - sent for sent in self._warm_rids.values())
         return SimResult(
             self.policy.name,
             self._records,
@@ -239,6 +256,7 @@ class Simulation:
             self.engine.stats(),
             self.now,
             self._cache_figures(),
+            self._extra,
         )
 
     def _cache_figures(self) -> dict[str, Any]:
@@ -395,6 +413,7 @@ class Simulation:
             self._fail(cs)
             return
         cs.dispatched = True
+        cs.record.dispatched_at = self.now
         self._drop_tokens(cs)
         self._kick()
 
@@ -416,7 +435,8 @@ class Simulation:
             scope = action.workflow if action.kind == "agent" else action.program_id
             self._warmed[_warm_key(action.kind, scope or "", action.agent)] = len(prefix)
         rid = f"warm-{action.kind}-{sum(self._warms.values())}"
-        self._warm_rids.add(rid)
+        self._warm_rids[rid] = self.now
+        self._extra.requests += 1
         self.engine.submit(GenRequest(rid, prefix, 0, self.now), self.now)
         self._kick()
 
@@ -462,7 +482,7 @@ class Simulation:
         for event in step.events:
             if event.rid in self._warm_rids:
                 if isinstance(event, Finished):
-                    self._warm_rids.discard(event.rid)
+                    self._extra.engine_s += self.now - self._warm_rids.pop(event.rid)
                 continue
             if isinstance(event, Finished):
                 self._finished(event)
@@ -477,6 +497,7 @@ class Simulation:
         cs = self._live[event.rid]
         record = cs.record
         record.first_token_at = self.now  # the step that ends the prefill yields token 1
+        _time_prefill(record, event.queued_s)
         record.recomputed_tokens += max(0, cs.prior - event.cached_tokens)
         self._judge_warms(cs, event.cached_tokens)
         if cs.call.fresh and cs.call.system:
@@ -504,6 +525,7 @@ class Simulation:
         cs = self._live.pop(event.rid)
         record, prog = cs.record, cs.prog
         record.finished_at = self.now
+        _time_decode(record, event.queued_s)
         record.prompt_tokens = event.prompt_tokens
         record.cached_tokens = event.cached_tokens
         record.completion_tokens = event.completion_tokens
@@ -555,6 +577,22 @@ class Simulation:
                 f"KV over capacity at t={self.now}: "
                 f"{stats.kv_used_tokens} > {stats.kv_capacity_tokens}"
             )
+
+
+def _time_prefill(record: CallRecord, queued_s: float) -> None:
+    """Split dispatch-to-first-token into the engine's queue and the prefill."""
+    assert record.dispatched_at is not None and record.first_token_at is not None
+    record.engine_queue_s = queued_s
+    record.prefill_s = record.first_token_at - record.dispatched_at - queued_s
+
+
+def _time_decode(record: CallRecord, queued_s: float) -> None:
+    """First token to finish is decode, less any wait after a preemption while decoding
+    (that is queue time)."""
+    assert record.first_token_at is not None and record.finished_at is not None
+    requeued = queued_s - record.engine_queue_s
+    record.decode_s = record.finished_at - record.first_token_at - requeued
+    record.engine_queue_s = queued_s
 
 
 def _warm_key(kind: str, scope: str, agent: str | None) -> tuple[str, str, str | None]:

@@ -51,11 +51,16 @@ class GenRequest:
 
 @dataclass(frozen=True, slots=True)
 class PrefillDone:
-    """The prompt is computed (emitted once per request, with its first token if any)."""
+    """The prompt is computed (emitted once per request, with its first token if any).
+
+    ``queued_s``: seconds the request has spent in the waiting queue so far, on the
+    caller's clock (a driver splits its latency into queueing and compute with it).
+    """
 
     rid: str
     prompt_tokens: int
     cached_tokens: int
+    queued_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +74,15 @@ class TokenOut:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """``queued_s``: seconds in the waiting queue over the request's life (before its
+    first admission and again after each preemption)."""
+
     rid: str
     finish_reason: FinishReason
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    queued_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

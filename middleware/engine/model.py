@@ -25,6 +25,7 @@ from .events import (
     EngineStats,
     Event,
     Finished,
+    FinishReason,
     GenRequest,
     Preempted,
     PrefillDone,
@@ -83,7 +84,7 @@ class EngineModel:
     # -- requests --------------------------------------------------------------------------
 
     def submit(self, req: GenRequest, now: float) -> None:
-        """Queue a request (``now`` is accepted for symmetry; ``req.arrival`` orders it).
+        """Queue a request: ``req.arrival`` orders it, ``now`` starts its time queued.
 
         Raises ValueError for a duplicate live rid or an empty prompt, and
         `RequestTooLongError` when prompt + output exceed the KV pool.
@@ -93,7 +94,7 @@ class EngineModel:
         if not req.tokens or req.max_new_tokens < 0:
             raise ValueError("a request needs a non-empty prompt and max_new_tokens >= 0")
         key = (-req.priority, req.arrival) if self.priority_scheduling else (req.arrival,)
-        r = RequestState(req, next(self._order), key)
+        r = RequestState(req, next(self._order), key, now)
         if len(req.tokens) + r.target > self.capacity:
             raise RequestTooLongError(
                 f"prompt ({len(req.tokens)}) + output ({r.target}) tokens exceed the KV pool "
@@ -160,13 +161,13 @@ class EngineModel:
         if not self._live:
             return None
         events: list[Event] = []
-        decoders = self._reserve_decode(events)
+        decoders = self._reserve_decode(now, events)
         budget = self.profile.chunk_tokens
         chunks = self._continue_prefills(budget)
         budget -= sum(take for _, take, _ in chunks)
         chunks += self._admit(now, budget)
         if not decoders and not chunks:
-            return self._unstick(events)
+            return self._unstick(now, events)
         context = sum(r.cached + r.private for r in decoders)
         duration = self.profile.step_s([(t, c) for _, t, c in chunks], len(decoders), context)
         end = now + duration
@@ -212,11 +213,11 @@ class EngineModel:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _reserve_decode(self, events: list[Event]) -> list[RequestState]:
+    def _reserve_decode(self, now: float, events: list[Event]) -> list[RequestState]:
         decoders = [r for r in self._running if r.computed == len(r.seq)]
         while decoders and not self._make_room(len(decoders)):
             victim = self._victim()
-            self._preempt(victim, events)
+            self._preempt(victim, now, events)
             if victim in decoders:
                 decoders.remove(victim)
         self._alloc_each(decoders)
@@ -250,6 +251,7 @@ class EngineModel:
                 self.cache.unlock(node)
                 break
             heapq.heappop(self._queue)
+            r.queued_s += now - r.queued_at
             r.seq, r.node, r.cached, r.computed, r.private = seq, node, matched, matched, 0
             r.running = True
             self._running.append(r)
@@ -272,11 +274,11 @@ class EngineModel:
         r.computed += take
         return r, take, context
 
-    def _unstick(self, events: list[Event]) -> Step | None:
+    def _unstick(self, now: float, events: list[Event]) -> Step | None:
         # Nothing could run: running requests hold KV that none of them can extend. Preempt
         # the lowest-ranked one so the others (or the queue head) get room next step.
         if self._running:
-            self._preempt(self._victim(), events)
+            self._preempt(self._victim(), now, events)
         return Step(0.0, tuple(events)) if events else None
 
     # -- progress --------------------------------------------------------------------------
@@ -286,7 +288,7 @@ class EngineModel:
             r.reported_cached = r.cached
             self._c["prompt"] += len(r.req.tokens)
             self._c["cached"] += r.cached
-            events.append(PrefillDone(r.req.rid, len(r.req.tokens), r.cached))
+            events.append(PrefillDone(r.req.rid, len(r.req.tokens), r.cached, r.queued_s))
         if len(r.out) >= r.target:
             self._finish(r, events, end)
         else:
@@ -320,13 +322,13 @@ class EngineModel:
         self._c["finished"] += 1
         stop = req.output is not None and len(req.output) < req.max_new_tokens
         cached = r.reported_cached or 0
-        events.append(
-            Finished(req.rid, "stop" if stop else "length", len(req.tokens), cached, len(r.out))
-        )
+        reason: FinishReason = "stop" if stop else "length"
+        events.append(Finished(req.rid, reason, len(req.tokens), cached, len(r.out), r.queued_s))
 
-    def _preempt(self, r: RequestState, events: list[Event]) -> None:
+    def _preempt(self, r: RequestState, now: float, events: list[Event]) -> None:
         recomputed = r.private
         self._release(r)
+        r.queued_at = now  # it waits again from the start of the step that preempted it
         self._c["preempt"] += 1
         self._c["recomputed"] += recomputed
         self._enqueue(r)

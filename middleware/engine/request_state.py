@@ -21,6 +21,8 @@ class RequestState:
         "order",
         "out",
         "private",
+        "queued_at",
+        "queued_s",
         "reported_cached",
         "req",
         "running",
@@ -29,7 +31,7 @@ class RequestState:
         "target",
     )
 
-    def __init__(self, req: GenRequest, order: int, key: tuple[float, ...]) -> None:
+    def __init__(self, req: GenRequest, order: int, key: tuple[float, ...], now: float) -> None:
         self.req = req
         self.order = order
         self.key = key
@@ -42,6 +44,8 @@ class RequestState:
         self.computed = 0  # positions of seq with KV
         self.private = 0  # KV tokens owned outside the tree
         self.reported_cached: int | None = None
+        self.queued_at = now  # when it last entered the waiting queue
+        self.queued_s = 0.0  # time in the waiting queue, over all admissions so far
         self.running = False
         self.seed = zlib.crc32(req.rid.encode())
 

@@ -12,9 +12,15 @@ import pytest
 from rich.console import Console
 
 from kvbaton.middleware import launch
-from kvbaton.middleware.bench import replay
-from kvbaton.middleware.bench.records import RESULT_KEYS, CallRecord, ProgramRecord
-from kvbaton.middleware.bench.runner import resolve_policies, run_bench
+from kvbaton.middleware.bench import replay, runner
+from kvbaton.middleware.bench.records import (
+    DECOMPOSITION_KEYS,
+    RESULT_KEYS,
+    CallRecord,
+    Decomposition,
+    ProgramRecord,
+)
+from kvbaton.middleware.bench.runner import decomposition_table, resolve_policies, run_bench
 from kvbaton.middleware.bench.trace import Program, dump_trace
 from kvbaton.middleware.core.policies import POLICIES
 from kvbaton.middleware.settings import ProxySettings
@@ -41,8 +47,11 @@ def test_results_have_exactly_the_format_keys(trace: Path, tmp_path: Path) -> No
     assert written["engine"] == "sim" and written["trace"] == str(trace)
     assert list(written["policies"]) == list(POLICIES)
     for entry in written["policies"].values():
-        assert list(entry) == [*RESULT_KEYS, "cache"]  # the simulator adds cache figures
+        # The simulator adds its cache figures and where the time went.
+        assert list(entry) == [*RESULT_KEYS, "cache", "decomposition"]
         assert entry["programs"] == 6 and entry["calls"] == 18 and entry["failed_programs"] == 0
+        assert list(entry["decomposition"]) == list(DECOMPOSITION_KEYS)
+        assert entry["decomposition"]["calls"] == 18
         cache = entry["cache"]
         assert set(cache) == {"pins", "pinned_token_s", "warms", "evicted_tokens"}
         assert cache["pins"]["consumed"] + cache["pins"]["expired"] <= cache["pins"]["granted"]
@@ -94,7 +103,8 @@ def test_sweep_writes_every_rate_and_a_png(trace: Path, tmp_path: Path) -> None:
     assert all(set(s) == {"rate_scale", "policies"} for s in sweep)
     assert sweep[1]["policies"] == results["policies"]  # the main run is reused
     for s in sweep:
-        assert all(list(e) == [*RESULT_KEYS, "cache"] for e in s["policies"].values())
+        keys = [*RESULT_KEYS, "cache", "decomposition"]
+        assert all(list(e) == keys for e in s["policies"].values())
     assert "by rate scale" in console.export_text()
 
 
@@ -145,3 +155,94 @@ def test_dag_trace_runs_through_the_runner(tmp_path: Path) -> None:
     dump_trace([dag_program(f"d{i}", float(i)) for i in range(3)], path)
     results = run_bench(path, policies=["program-fcfs"], profile="demo-tiny", console=quiet())
     assert results["policies"]["program-fcfs"]["calls"] == 15
+
+
+def test_the_decomposition_is_printed_per_call() -> None:
+    decomposition = Decomposition(
+        calls=4, proxy_queue_s=2.0, engine_queue_s=1.0, prefill_s=0.4, decode_s=8.0,
+        extra_requests=3, extra_engine_s=0.25, prompt_tokens=1000, cached_tokens=250,
+        recomputed_tokens=120, preemptions=1,
+    )  # fmt: skip
+    # A live run's figures may be floats, and leave out what its engine cannot tell.
+    live = {k: float(v) for k, v in decomposition.to_json().items() if k != "extra_engine_s"}
+    results = {
+        "policies": {
+            "kvbaton": {"decomposition": decomposition.to_json()},
+            "baseline": {},  # a live run without one: no row
+            "live": {"decomposition": live},
+        }
+    }
+    console = quiet()
+    console.print(decomposition_table(results))
+    text = console.export_text()
+    assert "baseline" not in text
+    rows = {cells[0]: cells for cells in map(table_cells, text.splitlines()) if cells}
+    assert rows["kvbaton"] == ["kvbaton", "4", "0.500", "0.250", "0.100", "2.000", "3", "0.25",
+                               "25.0", "120", "1"]  # fmt: skip
+    assert rows["live"] == ["live", *rows["kvbaton"][1:7], "-", *rows["kvbaton"][8:]]
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of one body row of a rendered rich table ([] for any other line)."""
+    if not line.startswith("│"):
+        return []
+    return [c.strip() for c in line.strip("│ ").split("│")]
+
+
+def test_the_simulators_table_has_a_decomposition(trace: Path) -> None:
+    console = quiet()
+    run_bench(trace, policies=["baseline", "kvbaton"], profile="demo-tiny", console=console)
+    text = console.export_text()
+    assert "where the time went" in text and "engine queue s/call" in text
+    assert text.index("where the time went") > text.index("lower bound")
+
+
+def fake_records(programs: Sequence[Program]) -> list[ProgramRecord]:
+    records = []
+    for p in programs:
+        calls = [CallRecord(c.id, p.arrival, p.arrival + 1, p.arrival + 2, 10, 2) for c in p.calls]
+        records.append(ProgramRecord(p.id, p.arrival, p.arrival + 2, calls))
+    return records
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_live_replay_passes_its_decomposition_through(
+    trace: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    live = Decomposition(18, 1.0, 2.0, 3.0, 4.0, 5, 6.0, 180, 36, 0, 0)
+    # The JSON form may carry more than the format's keys: it goes through as it is.
+    extended = live.to_json() | {"engine_requests": 23.0}
+
+    async def fake_replay_one(
+        url: str, policy: str, programs: list[Program], *_: Any
+    ) -> runner.Replayed:
+        records = fake_records(programs)
+        if policy == "baseline":
+            return records  # as today's replayer: records only
+        return records, extended if as_json else live
+
+    monkeypatch.setattr(runner, "_replay_one", fake_replay_one)
+    console = quiet()
+    results = run_bench(
+        trace, policies=["baseline", "kvbaton"], engine="http://engine:1", console=console
+    )
+    assert "decomposition" not in results["policies"]["baseline"]
+    assert list(results["policies"]["baseline"]) == list(RESULT_KEYS)
+    kvbaton = results["policies"]["kvbaton"]
+    assert list(kvbaton) == [*RESULT_KEYS, "decomposition"]
+    assert kvbaton["decomposition"] == (extended if as_json else live.to_json())
+    assert "where the time went" in console.export_text()
+
+
+def test_a_live_run_without_decompositions_prints_no_table(
+    trace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def fake_replay_one(
+        url: str, policy: str, programs: list[Program], *_: Any
+    ) -> runner.Replayed:
+        return fake_records(programs)
+
+    monkeypatch.setattr(runner, "_replay_one", fake_replay_one)
+    console = quiet()
+    run_bench(trace, policies=["baseline"], engine="http://engine:1", console=console)
+    assert "where the time went" not in console.export_text()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from kvbaton.middleware.bench.lower_bound import lower_bound, program_lower_bound
 from kvbaton.middleware.bench.prompts import TokenSynth
-from kvbaton.middleware.bench.records import ProgramRecord
+from kvbaton.middleware.bench.records import CallRecord, ProgramRecord
 from kvbaton.middleware.bench.sim import SimResult, simulate
 from kvbaton.middleware.bench.trace import Call, Program
 from kvbaton.middleware.engine import load_profile
@@ -77,7 +77,18 @@ def check_program(program: Program, record: ProgramRecord, rate_scale: float) ->
         assert rec.completion_tokens == spec.output_tokens
         assert rec.recomputed_tokens >= 0
         assert rec.cached_tokens < rec.prompt_tokens
+        check_spans(rec)
     assert record.finished_at == max(c.finished_at for c in record.calls)  # type: ignore[type-var]
+
+
+def check_spans(rec: CallRecord) -> None:
+    """The engine's spans of a call that ran cover its engine latency exactly."""
+    assert rec.dispatched_at is not None and rec.first_token_at is not None
+    assert rec.finished_at is not None
+    assert rec.sent_at <= rec.dispatched_at <= rec.first_token_at
+    assert rec.engine_queue_s >= 0 and rec.prefill_s > 0 and rec.decode_s >= -1e-9
+    spans = rec.engine_queue_s + rec.prefill_s + rec.decode_s
+    assert spans == pytest.approx(rec.finished_at - rec.dispatched_at, abs=1e-9)
 
 
 def program_by(program: Program, cid: str) -> Call:
