@@ -58,9 +58,10 @@ ProgramDone = Callable[[ProgramRecord], None]
 
 _ARRIVE, _SEND, _KICK, _STEP_END, _TICK = range(5)
 
-# The core's idle-expiry tick is coalesced to at most one per 5 simulated seconds: expiry
-# has a TTL of minutes, and each tick copies the whole program table (ProgramTable.expire).
-_TICK_MIN_S = 5.0
+# The core is ticked at its next deadline, as the proxy's ticker does (pin expiries,
+# admission graces, resume warms), but at most once per 50 simulated milliseconds, so that
+# a burst of deadlines costs one tick.
+_TICK_MIN_S = 0.05
 
 # A zero-length step only preempts; more of them in a row than any batch could need means
 # the engine model is stuck, and the run would never end.
@@ -391,6 +392,13 @@ class Simulation:
                 # PauseObserved and ProgramExpired are observations: nothing to carry out.
         finally:
             self._draining = False
+        self._wake_core()
+
+    def _wake_core(self) -> None:
+        """Tick the core at its next deadline, if that is sooner than the tick planned."""
+        deadline = self.scheduler.next_deadline()
+        if deadline is not None:
+            self._schedule_tick(max(deadline, self.now + _TICK_MIN_S))
 
     def _dispatch(self, action: Dispatch) -> None:
         cs = self._live[action.call_id]
@@ -534,9 +542,6 @@ class Simulation:
             True, event.prompt_tokens, event.cached_tokens, event.completion_tokens, tools
         )
         self._run(self.scheduler.finish(event.rid, outcome, self.now))
-        if self._tick_at is None:
-            # Every other program is busy (else a tick would be due): this one expires first.
-            self._schedule_tick(self.now + self.scheduler.config.idle_ttl_s)
         if prog.failed:
             return
         prog.left -= 1
@@ -558,9 +563,6 @@ class Simulation:
             return  # superseded by an earlier tick
         self._tick_at = None
         self._run(self.scheduler.tick(self.now))
-        deadline = self.scheduler.next_deadline()
-        if deadline is not None:
-            self._schedule_tick(max(deadline, self.now + _TICK_MIN_S))
 
     # -- invariants (check mode) ------------------------------------------------------
 
