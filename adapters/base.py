@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kvbaton.middleware.core.inflight import EngineLoad
 
 __all__ = ["Backend", "Capabilities", "UpstreamRequest", "UpstreamResponse"]
 
@@ -30,6 +33,7 @@ class Capabilities:
     priority_eviction: bool = False  # SGLang --radix-eviction-policy priority
     lru_prefix_cache: bool = False  # an LRU prefix cache and no hold API (vLLM): re-touch
     max_running: int | None = None  # requests the engine batches at once, if known
+    reports_load: bool = False  # answers load() (running and waiting requests): vLLM
     kv_tokens: int | None = None  # KV cache capacity, if known
 
     @property
@@ -114,6 +118,11 @@ class Backend(Protocol):
 
     async def release_all(self) -> None:
         """End every pin and session this backend holds (at proxy shutdown)."""
+        ...
+
+    async def load(self) -> EngineLoad | None:
+        """Requests the engine is running and holding waiting, or None if it does not say.
+        Polled by the dispatcher where ``capabilities.reports_load``."""
         ...
 
     async def aclose(self) -> None: ...

@@ -28,7 +28,8 @@ __all__ = [
 EngineKind = Literal["auto", "sglang", "vllm", "openai", "embedded"]
 PriorityMode = Literal["auto", "on", "off"]
 
-# vLLM's default --max-num-seqs; its scheduler batches at most this many requests.
+# vLLM's default --max-num-seqs; its scheduler batches at most this many requests. vLLM does
+# not say its own, so the proxy starts from this and follows the load vLLM reports.
 VLLM_DEFAULT_MAX_RUNNING = 256
 
 
@@ -98,6 +99,7 @@ def _vllm(priority: PriorityMode, kv_tokens: int | None = None) -> Capabilities:
         lru_prefix_cache=True,
         max_running=VLLM_DEFAULT_MAX_RUNNING,
         kv_tokens=kv_tokens,
+        reports_load=True,
     )
 
 

@@ -16,6 +16,7 @@ from yarl import URL
 
 from kvbaton.adapters.base import Capabilities, UpstreamRequest
 from kvbaton.adapters.errors import BackendError, BackendTimeout, BackendUnavailable
+from kvbaton.middleware.core.inflight import EngineLoad
 from kvbaton.middleware.protocol.usage import find_usage
 
 __all__ = ["HttpBackend", "HttpResponse"]
@@ -191,6 +192,10 @@ class HttpBackend:
             raise BackendUnavailable(f"engine at {self.base_url} is unreachable: {exc}") from exc
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
+
+    async def load(self) -> EngineLoad | None:
+        """The engine's load, where it reports one (a plain OpenAI server does not)."""
+        return None
 
     async def get_text(self, path: str) -> str | None:
         """GET ``path`` as text (a Prometheus scrape); ``None`` if it failed."""

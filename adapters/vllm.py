@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from kvbaton.adapters.http import HttpBackend
 from kvbaton.adapters.retouch import Retoucher
+from kvbaton.middleware.core.inflight import EngineLoad
 
-__all__ = ["RETOUCH_EVERY_S", "VllmBackend", "chat_warm"]
+__all__ = ["RETOUCH_EVERY_S", "VllmBackend", "chat_warm", "vllm_load"]
 
 # Seconds between touches of a pinned prefix: short next to a tool pause, long next to a warm.
 RETOUCH_EVERY_S = 2.0
@@ -26,6 +29,25 @@ RETOUCH_EVERY_S = 2.0
 def chat_warm(body: dict[str, Any]) -> dict[str, Any]:
     """The chat body of a warm: the prompt as the program sends it, one output token."""
     return {**body, "max_tokens": 1, "stream": False}
+
+
+def vllm_load(metrics: str | None) -> EngineLoad | None:
+    """Requests running and waiting, from vLLM's ``/metrics`` (summed over its engines);
+    None where the scrape does not have both."""
+    if not metrics:
+        return None
+    found: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(metrics):
+            if family.name in ("vllm:num_requests_running", "vllm:num_requests_waiting"):
+                found[family.name] = sum(sample.value for sample in family.samples)
+    except ValueError:
+        return None
+    if len(found) < 2:
+        return None
+    return EngineLoad(
+        int(found["vllm:num_requests_running"]), int(found["vllm:num_requests_waiting"])
+    )
 
 
 class VllmBackend(HttpBackend):
@@ -45,6 +67,9 @@ class VllmBackend(HttpBackend):
 
     async def warm(self, body: dict[str, Any]) -> int | None:
         return await self._warm_with("/v1/chat/completions", chat_warm(body))
+
+    async def load(self) -> EngineLoad | None:
+        return vllm_load(await self.get_text("/metrics"))
 
     async def aclose(self) -> None:
         await self.retouch.stop_all()

@@ -30,7 +30,10 @@ class ProxySettings(BaseSettings):
         None, description="override the policy's KV retention: none, tool-ttl, static-ttl"
     )
     max_inflight: int | None = Field(
-        None, ge=1, description="calls at the engine at once; unset = the engine's batch size"
+        None,
+        ge=1,
+        description="calls at the engine at once; unset = the engine's batch size "
+        "(vLLM: followed from the load it reports)",
     )
     default_max_inflight: int = Field(64, ge=1)
     max_body_mb: float = Field(32.0, gt=0)

@@ -21,6 +21,7 @@ from kvbaton.middleware.core.actions import (
 from kvbaton.middleware.core.admission import Admission, AdmissionConfig
 from kvbaton.middleware.core.gate import GateConfig, ProgramGate
 from kvbaton.middleware.core.graph import ToolPause
+from kvbaton.middleware.core.inflight import EngineLoad, InflightLimit
 from kvbaton.middleware.core.keeper import KvKeeper
 from kvbaton.middleware.core.pins import PinTable
 from kvbaton.middleware.core.policies import Policy
@@ -72,6 +73,9 @@ def _keeper(policy: Policy, config: SchedulerConfig, reload_s: Callable[[int], f
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     max_inflight: int = 64  # calls at the engine at once, when the policy holds calls back
+    # Follow the engine's reported load below max_inflight (core.inflight): for engines
+    # that do not say how many requests they batch.
+    adaptive_inflight: bool = False
     programs_capacity: int = 100_000
     idle_ttl_s: float = 600.0
     kv_tokens: int = 444_500  # the engine's KV pool (pin budgets are a share of it)
@@ -115,7 +119,7 @@ class _Running:
 
 
 class Scheduler:
-    """Orders calls per program and keeps at most ``max_inflight`` of them at the engine."""
+    """Orders calls per program and keeps at most ``limit.value`` of them at the engine."""
 
     def __init__(
         self,
@@ -137,6 +141,7 @@ class Scheduler:
         self.gate = _gate(policy, self.config)
         self.prefetcher = _prefetcher(policy, self.keeper)
         self._calls: dict[str, _Running] = {}
+        self.limit = InflightLimit(self.config.max_inflight, adaptive=self.config.adaptive_inflight)
         self._inflight = 0
         self._seq = 0
         self._submitted = self._finished = self._cancelled = 0
@@ -232,6 +237,12 @@ class Scheduler:
             actions += self._fill(now)
         return actions
 
+    def engine_load(self, load: EngineLoad, now: float) -> list[Action]:
+        """The engine reported its load: the in-flight limit follows it (if adaptive), and
+        calls that now fit are dispatched."""
+        raised = self.limit.observe(load, inflight=self._inflight, queued=len(self._queue))
+        return self._fill(now) if raised else []
+
     def end_program(self, program_id: str, now: float) -> list[Action]:
         """The client says the program is over: what the engine holds for it goes, and its
         workflow graph learns from it. ``KeyError`` if the program is not live."""
@@ -291,9 +302,7 @@ class Scheduler:
         self._rekey(self._queue.due(now), now)
         self._admit(now)
         actions: list[Action] = []
-        while self._queue and (
-            not self.policy.admission or self._inflight < self.config.max_inflight
-        ):
+        while self._queue and (not self.policy.admission or self._inflight < self.limit.value):
             call = self._queue.pop()
             if call is None:
                 break
@@ -340,7 +349,7 @@ class Scheduler:
 
     def _admit(self, now: float) -> None:
         if self.gate is not None:
-            batch = min(self.config.min_batch, self.config.max_inflight)
+            batch = min(self.config.min_batch, self.limit.value)
             underused = self._inflight + len(self._queue) < batch
             for call in self.gate.admit(now, engine_underused=underused):
                 program = self.programs.get(call.spec.program_id)

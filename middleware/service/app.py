@@ -60,13 +60,16 @@ def create_app(
         )
         service = _service(settings, engine, metrics, clock or asyncio.get_running_loop().time)
         app[SERVICE] = service
-        ticker = asyncio.create_task(service.dispatcher.run_ticker())
+        loops = [asyncio.create_task(service.dispatcher.run_ticker())]
+        if service.dispatcher.scheduler.limit.adaptive:
+            loops.append(asyncio.create_task(service.dispatcher.run_load_poller()))
         try:
             yield
         finally:
-            ticker.cancel()
+            for loop in loops:
+                loop.cancel()
             await service.dispatcher.aclose()
-            await asyncio.gather(ticker, *service.background, return_exceptions=True)
+            await asyncio.gather(*loops, *service.background, return_exceptions=True)
             await engine.release_all()  # no session or pin outlives the proxy
             if backend is None:
                 await engine.aclose()
@@ -88,6 +91,9 @@ def _service(
         programs_capacity=settings.programs_capacity,
         idle_ttl_s=settings.idle_ttl_s,
         kv_tokens=backend.capabilities.kv_tokens or profile.kv_tokens,
+        # An engine that batches an unknown number of requests but reports its load: keep
+        # the queue in the proxy by following that load, unless the operator set a limit.
+        adaptive_inflight=settings.max_inflight is None and backend.capabilities.reports_load,
         # An engine that cannot hold KV itself keeps pins only if the proxy admits no work
         # that would evict them.
         guard_pins=not backend.capabilities.holds_kv,
@@ -103,7 +109,9 @@ def _service(
     )
     metrics.gauge("kvbaton_inflight", "calls at the engine", lambda: scheduler.stats().inflight)
     metrics.gauge("kvbaton_programs", "live programs", lambda: len(scheduler.programs))
-    metrics.gauge("kvbaton_max_inflight", "admission limit", lambda: config.max_inflight)
+    metrics.gauge(
+        "kvbaton_max_inflight", "most calls at the engine at once", lambda: scheduler.limit.value
+    )
     pins = scheduler.keeper.pins
     metrics.gauge(
         "kvbaton_pinned_tokens", "KV tokens pinned for paused programs", lambda: pins.pinned_tokens

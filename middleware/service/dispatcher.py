@@ -29,10 +29,13 @@ from kvbaton.middleware.core.types import CallOutcome, CallSpec
 from kvbaton.middleware.service.metrics import ProxyMetrics
 from kvbaton.middleware.service.prefixes import PrefixStore
 
-__all__ = ["MAX_WARMS_IN_FLIGHT", "Dispatcher", "Ticket"]
+__all__ = ["LOAD_EVERY_S", "MAX_WARMS_IN_FLIGHT", "Dispatcher", "Ticket"]
 
 # Warms at the engine at once: more would compete with the calls they are meant to speed up.
 MAX_WARMS_IN_FLIGHT = 4
+# How often the engine's load is read where the in-flight limit follows it: often next to
+# a call's length (seconds), cheap for the engine (one /metrics scrape).
+LOAD_EVERY_S = 0.5
 
 
 @dataclass(slots=True)
@@ -155,6 +158,15 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run_load_poller(self, every_s: float = LOAD_EVERY_S) -> None:
+        """Tell the core the engine's load every ``every_s``, for as long as the app runs
+        (started where the in-flight limit follows the engine)."""
+        while True:
+            load = await self.backend.load()
+            if load is not None:
+                self._run(self.scheduler.engine_load(load, self.clock()))
+            await asyncio.sleep(every_s)
 
     async def run_ticker(self) -> None:
         """Call the core's ``tick`` at its deadlines, for as long as the app runs."""

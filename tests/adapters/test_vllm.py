@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 from kvbaton.adapters.base import Capabilities
-from kvbaton.adapters.vllm import VllmBackend
+from kvbaton.adapters.vllm import VllmBackend, vllm_load
+from kvbaton.middleware.core.inflight import EngineLoad
 from tests.adapters.conftest import Engine, cached, recording_engine, settings, words
 
 VLLM = Capabilities("vllm", higher_first=False, lru_prefix_cache=True)
@@ -95,3 +96,17 @@ async def test_warm_refused_by_the_engine_is_none() -> None:
         backend = VllmBackend(engine.url, VLLM)
         assert await backend.warm({"model": "m", "messages": []}) is None  # a 400
         await backend.aclose()
+
+
+def test_vllm_load_is_read_from_its_request_gauges() -> None:
+    scrape = (
+        "# TYPE vllm:num_requests_running gauge\n"
+        'vllm:num_requests_running{engine="0",model_name="tiny"} 8.0\n'
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        'vllm:num_requests_waiting{engine="0",model_name="tiny"} 3.0\n'
+        'vllm:num_requests_waiting{engine="1",model_name="tiny"} 2.0\n'
+    )
+    assert vllm_load(scrape) == EngineLoad(running=8, waiting=5)
+    assert vllm_load(scrape.split("# TYPE vllm:num_requests_waiting")[0]) is None
+    assert vllm_load("garbage {") is None
+    assert vllm_load(None) is None
