@@ -3,7 +3,8 @@
 # the real-engine tests (tests/real) against it.
 #
 #   bash scripts/real_engine.sh            # install or reuse, build, start, test, stop
-#   bash scripts/real_engine.sh --bench    # also the fidelity check and the live benchmark
+#   bash scripts/real_engine.sh --bench    # also the live benchmark (about an hour;
+#                                           # REPEATS=N rounds, default 3)
 #
 # Everything lives in .real-engine/ (venv, model, logs). The engine is always stopped by its
 # PID on the way out. Skips (exit 0) only where vLLM cannot be installed: no PyPI, or not
@@ -68,16 +69,21 @@ MODEL_S=$(since "$t")
 
 PORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
-# Both cores for vLLM's threads; its engine-internal sockets on loopback; nothing from a hub.
+# vLLM's engine-internal sockets on loopback; nothing from a hub.
 export VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_HOST_IP=127.0.0.1 \
   VLLM_LOOPBACK_IP=127.0.0.1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 \
   DO_NOT_TRACK=1
-# 64 blocks of 128 tokens = an 8,192-token KV cache, so a few 2-3k-token prompts evict;
-# max-model-len must fit in it. tests/real/vllm.py starts a second engine the same way.
-ENGINE_ARGS=(--model "$MODEL" --served-model-name tiny --host 127.0.0.1 --port "$PORT"
-  --max-model-len 4096 --num-gpu-blocks-override 64 --max-num-seqs 8
-  --max-num-batched-tokens 2048 --enforce-eager --enable-prefix-caching
-  --enable-prompt-tokens-details --scheduling-policy priority)
+# BLOCKS blocks of 128 tokens of KV cache (64: 8,192 tokens, so a few 2-3k-token prompts
+# evict); max-model-len must fit in it. The hermes tool parser turns the tool calls the
+# replayer forces (structured outputs) into real tool_calls. tests/real/vllm.py starts a
+# second engine the same way.
+engine_args() {
+  ENGINE_ARGS=(--model "$MODEL" --served-model-name tiny --host 127.0.0.1 --port "$PORT"
+    --max-model-len 4096 --num-gpu-blocks-override "$1" --max-num-seqs 8
+    --max-num-batched-tokens 2048 --enforce-eager --enable-prefix-caching
+    --enable-prompt-tokens-details --scheduling-policy priority --kv-cache-metrics
+    --enable-auto-tool-choice --tool-call-parser hermes)
+}
 
 PID=
 stop_engine() {
@@ -93,20 +99,29 @@ stop_engine() {
 }
 trap stop_engine EXIT INT TERM
 
+# start_engine BLOCKS [CPUS]: CPUS (a taskset list) confines vLLM and its OpenMP threads to
+# those cores; without it vLLM's threads use both cores.
+start_engine() {
+  engine_args "$1"
+  local cpus=${2:-0-1} pin=()
+  [ -n "${2:-}" ] && pin=(taskset -c "$2")
+  VLLM_CPU_OMP_THREADS_BIND=$cpus setsid "${pin[@]}" "$VENV/bin/python" \
+    -m vllm.entrypoints.openai.api_server "${ENGINE_ARGS[@]}" >"$DIR/engine.log" 2>&1 &
+  PID=$!
+  echo "real engine: starting vLLM on $URL ($1 KV blocks, cores $cpus, pid $PID, log $DIR/engine.log)"
+  for _ in $(seq 1 360); do
+    curl -sf "$URL/health" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$PID" 2>/dev/null; then
+      echo "real engine: vLLM exited while starting:"; grep -v "is ignored" "$DIR/engine.log" | tail -30
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "real engine: vLLM not healthy after 180 s"; exit 1
+}
+
 t=$(stamp)
-setsid "$VENV/bin/python" -m vllm.entrypoints.openai.api_server "${ENGINE_ARGS[@]}" \
-  >"$DIR/engine.log" 2>&1 &
-PID=$!
-echo "real engine: starting vLLM on $URL (pid $PID, log $DIR/engine.log)"
-for _ in $(seq 1 360); do
-  curl -sf "$URL/health" >/dev/null 2>&1 && break
-  if ! kill -0 "$PID" 2>/dev/null; then
-    echo "real engine: vLLM exited while starting:"; grep -v "is ignored" "$DIR/engine.log" | tail -30
-    exit 1
-  fi
-  sleep 0.5
-done
-curl -sf "$URL/health" >/dev/null || { echo "real engine: vLLM not healthy after 180 s"; exit 1; }
+start_engine 64
 START_S=$(since "$t")
 
 t=$(stamp)
@@ -121,7 +136,20 @@ TEST_S=$(since "$t")
 BENCH_S=-
 if [ "$BENCH" = 1 ]; then
   t=$(stamp)
-  .venv/bin/python benchmarks/fidelity.py --engine "$URL"
+  stop_engine
+  # The live benchmark: vLLM alone on core 0, the proxy and the replayer on core 1 (as a GPU
+  # engine would not share the proxy's CPU), then everything sharing both cores.
+  LIVE=(.venv/bin/python benchmarks/live_bench.py --engine "$URL" --repeats "${REPEATS:-3}")
+  ISOLATED=(--proxy-cpus 1 --client-cpus 1)
+  start_engine 128 0
+  "${LIVE[@]}" "${ISOLATED[@]}" --family coder --rate-scale 2 --label saturated
+  "${LIVE[@]}" "${ISOLATED[@]}" --family coder --rate-scale 0.25 --label light
+  "${LIVE[@]}" "${ISOLATED[@]}" --family tools --rate-scale 2 --label saturated
+  "${LIVE[@]}" "${ISOLATED[@]}" --family longctx --rate-scale 2 --label saturated
+  stop_engine
+  start_engine 128
+  "${LIVE[@]}" --family coder --rate-scale 2 --label shared
+  "${LIVE[@]}" --family coder --rate-scale 0.25 --label shared-light
   BENCH_S=$(since "$t")
 fi
 stop_engine
