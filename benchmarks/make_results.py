@@ -207,7 +207,8 @@ kvbaton's recomputed prompt tokens as a share of baseline's (the cost of evictio
     autellix = HERE / "results" / "autellix.md"  # benchmarks/autellix_check.py
     if autellix.exists():
         sections.append(autellix.read_text(encoding="utf-8"))
-    real_engine = HERE / "results" / "real-engine.md"  # benchmarks/fidelity.py (live vLLM)
+    # The live vLLM bench (scripts/real_engine.sh --bench).
+    real_engine = HERE / "results" / "real-engine.md"
     if real_engine.exists():
         sections.append(real_engine.read_text(encoding="utf-8"))
     (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
