@@ -1,7 +1,7 @@
 """What a benchmark run measured, per call and per program, and the figures made from it.
 
 The simulator and the live replayer both fill in these records; :func:`summarize` turns
-them into one policy's entry of the results format (``shared/traces/FORMAT.md``), and
+them into one policy's entry of the results format (``docs/trace-format.md``), and
 :func:`decompose` into its optional ``decomposition``: where the calls' time went.
 """
 

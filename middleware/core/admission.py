@@ -1,6 +1,6 @@
 """Program-level admission: keep the KV that active programs need within the engine's pool.
 
-ThunderAgent's rule (``reference/algorithms.md`` §9), event-driven rather than every 5 s.
+ThunderAgent's program-level admission, event-driven rather than every 5 s.
 A program is *active* or *parked*. An active program's footprint is what it has written
 into the cache since it was admitted (its contexts as one prefix tree: :mod:`.footprint`)
 plus a little headroom; a parked one's, the largest prompt among its waiting calls. Active

@@ -1,6 +1,6 @@
 """Which program a request belongs to, read from its headers and body.
 
-Precedence (``reference/ecosystem.md`` A1): kvbaton's own headers, then kvbaton's body field,
+Precedence: kvbaton's own headers, then kvbaton's body field,
 then the other conventions in :data:`.sources.CLAIMERS` order. The winning convention alone
 supplies the program and its agent/step/parent fields; kvbaton's own fields, where present,
 override them. A request that declares nothing gets ``program_id=None``: the caller then

@@ -2,7 +2,7 @@
 
 Each convention is a *claimer*: a function of the lower-cased headers and the JSON body that
 returns a :class:`Claim` or None. :data:`CLAIMERS` lists them in precedence order
-(``reference/ecosystem.md`` A1, rows 2 to 10); the first claim wins. Row 2's "any
+(kvbaton's own first, then the others'); the first claim wins. The claimer for "any
 ``x-<vendor>-session-id``" covers Dynamo's and Claude Code's headers, which are read with
 their own rules first: Dynamo's (its canonical headers beat agent-native ones, as in Dynamo),
 then Claude Code's, then any other vendor's. kvbaton's own headers

@@ -1,7 +1,7 @@
 """Tool pauses, seen in the traffic: the calls a reply asks for and the results a request brings.
 
 A pause starts at the last byte of a reply that asks for tool calls and ends when a request
-arrives carrying their results (``reference/ecosystem.md`` A3).
+arrives carrying their results.
 """
 
 from collections.abc import Callable, Mapping
