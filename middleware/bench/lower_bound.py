@@ -1,4 +1,4 @@
-"""The offline lower bound on job completion time (``shared/traces/FORMAT.md``).
+"""The offline lower bound on job completion time (``docs/trace-format.md``).
 
 Every call runs alone on an idle engine with an infinite prefix cache: it prefills only its
 new tokens (the system prompt or the parent's prompt and reply are cached), in one chunk,

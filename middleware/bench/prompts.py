@@ -1,6 +1,6 @@
 """Deterministic token ids for trace replay in simulated time.
 
-The trace format (``shared/traces/FORMAT.md``) fixes what must be shared and what must be
+The trace format (``docs/trace-format.md``) fixes what must be shared and what must be
 unique: a ``system`` prompt's tokens depend only on its name, a call's new tokens only on
 (program id, call id). A prefix cache compares prompts position by position, and blocks only
 ever start at the same position when everything before them is the same blocks, so two

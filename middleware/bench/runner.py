@@ -3,7 +3,7 @@
 The engine is either ``"sim"`` (the discrete-event simulator over the engine model, in
 simulated time) or the URL of a live engine: ``baseline`` replays straight against it, and
 every other policy replays through an in-process proxy in front of it. The results JSON is
-the format of ``shared/traces/FORMAT.md``; a sweep adds an optional ``sweep`` list with the
+the format of ``docs/trace-format.md``; a sweep adds an optional ``sweep`` list with the
 same per-policy entries at each rate scale, and can be drawn as mean JCT against load.
 Beside the JCT table it prints each policy's ``decomposition`` (where its calls' time went:
 proxy queue, engine queue, prefill, decode, extra requests), where the run reports one.

@@ -1,4 +1,4 @@
-"""Agent program traces, format v1 (``shared/traces/FORMAT.md``): JSON Lines, one program each.
+"""Agent program traces, format v1 (``docs/trace-format.md``): JSON Lines, one program each.
 
 This is a public interface: traces from outside the project are fed to the same reader, so
 errors name the line and the field, and unknown optional fields are kept out of the way.

@@ -1,5 +1,5 @@
 """Workload generators for ``kvbaton trace gen KIND``: synthetic and dataset-backed agent
-programs in the trace format (``shared/traces/FORMAT.md``), with calibration statistics.
+programs in the trace format (``docs/trace-format.md``), with calibration statistics.
 
 Kinds: ``swe`` (SWE-agent loops, Continuum's statistics), ``bfcl`` (BFCL v4 multi-turn),
 ``chat`` (ShareGPT conversations), ``multiagent`` (KVFlow-style workflows) and ``tree``
