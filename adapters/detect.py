@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from kvbaton.adapters.base import Capabilities
 from kvbaton.adapters.embedded import EmbeddedBackend
 from kvbaton.adapters.http import HttpBackend
 from kvbaton.adapters.sglang import SglangBackend
-from kvbaton.adapters.vllm import VllmBackend
+from kvbaton.adapters.vllm import VllmBackend, vllm_kv_tokens
 
 __all__ = [
     "EngineKind",
@@ -68,25 +66,6 @@ def capabilities_from_server_info(info: Any, priority: PriorityMode = "auto") ->
         max_running=_int(_find(info, "max_running_requests")),
         kv_tokens=_int(_find(info, "max_total_num_tokens")),
     )
-
-
-def vllm_kv_tokens(metrics: str | None) -> int | None:
-    """vLLM's KV pool in tokens, from ``vllm:cache_config_info`` on its ``/metrics``
-    (``num_gpu_blocks`` x ``block_size``); None where the scrape does not say."""
-    if not metrics:
-        return None
-    try:
-        families = list(text_string_to_metric_families(metrics))
-    except ValueError:
-        return None
-    for family in families:
-        if family.name != "vllm:cache_config_info":
-            continue
-        for sample in family.samples:
-            blocks, size = sample.labels.get("num_gpu_blocks"), sample.labels.get("block_size")
-            if blocks and size and blocks.isdigit() and size.isdigit():
-                return _int(int(blocks) * int(size))
-    return None
 
 
 def _vllm(priority: PriorityMode, kv_tokens: int | None = None) -> Capabilities:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from kvbaton.adapters.http import HttpBackend
 from kvbaton.adapters.retouch import Retoucher
 from kvbaton.middleware.core.inflight import EngineLoad
 
-__all__ = ["RETOUCH_EVERY_S", "VllmBackend", "chat_warm", "vllm_load"]
+__all__ = ["RETOUCH_EVERY_S", "VllmBackend", "chat_warm", "vllm_kv_tokens", "vllm_load"]
 
 # Seconds between touches of a pinned prefix: short next to a tool pause, long next to a warm.
 RETOUCH_EVERY_S = 2.0
@@ -31,23 +32,42 @@ def chat_warm(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "max_tokens": 1, "stream": False}
 
 
+def _families(metrics: str | None) -> list[Metric]:
+    """The metric families of a ``/metrics`` scrape; none if it is missing or malformed."""
+    if not metrics:
+        return []
+    try:
+        return list(text_string_to_metric_families(metrics))
+    except ValueError:
+        return []
+
+
+def vllm_kv_tokens(metrics: str | None) -> int | None:
+    """vLLM's KV pool in tokens, from ``vllm:cache_config_info`` on its ``/metrics``
+    (``num_gpu_blocks`` x ``block_size``); None where the scrape does not say."""
+    for family in _families(metrics):
+        if family.name != "vllm:cache_config_info":
+            continue
+        for sample in family.samples:
+            blocks, size = sample.labels.get("num_gpu_blocks"), sample.labels.get("block_size")
+            if blocks and size and blocks.isdigit() and size.isdigit():
+                tokens = int(blocks) * int(size)
+                return tokens if tokens > 0 else None
+    return None
+
+
 def vllm_load(metrics: str | None) -> EngineLoad | None:
     """Requests running and waiting, from vLLM's ``/metrics`` (summed over its engines);
     None where the scrape does not have both."""
-    if not metrics:
+    names = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+    found = {
+        f.name: sum(sample.value for sample in f.samples)
+        for f in _families(metrics)
+        if f.name in names
+    }
+    if len(found) < len(names):
         return None
-    found: dict[str, float] = {}
-    try:
-        for family in text_string_to_metric_families(metrics):
-            if family.name in ("vllm:num_requests_running", "vllm:num_requests_waiting"):
-                found[family.name] = sum(sample.value for sample in family.samples)
-    except ValueError:
-        return None
-    if len(found) < 2:
-        return None
-    return EngineLoad(
-        int(found["vllm:num_requests_running"]), int(found["vllm:num_requests_waiting"])
-    )
+    return EngineLoad(int(found[names[0]]), int(found[names[1]]))
 
 
 class VllmBackend(HttpBackend):
