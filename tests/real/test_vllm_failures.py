@@ -112,7 +112,9 @@ async def _queue_behind_busy(
     own: OwnEngine, engine_priority: str
 ) -> tuple[dict[str, float], float]:
     done: dict[str, float] = {}
-    async with proxied(own.url, engine_priority=engine_priority) as stack:
+    # A fixed in-flight limit above the queue: the adaptive one would hold new3 and old:2 in
+    # the proxy once vLLM reports a queue, and the proxy's order would decide, not vLLM's.
+    async with proxied(own.url, engine_priority=engine_priority, max_inflight=64) as stack:
         await _call(stack, "busy:1", 1, done)
         await _call(stack, "old:1", 1, done)
         async with asyncio.TaskGroup() as group:
